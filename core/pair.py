@@ -1,0 +1,102 @@
+"""PatchPair: the raw unit every export path produces: one place, two sensors, one grid."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from senclr.bands import S1_BANDS
+
+
+def make_pair_id(lon: float, lat: float, s1_id: str, s2_id: str) -> str:
+    """Stable id from location and acquisition ids, so a rerun names the same pair the same way."""
+    key = f"{lon:.6f},{lat:.6f}|{s1_id}|{s2_id}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def _hours_between(a: str, b: str) -> float:
+    ta, tb = datetime.fromisoformat(a), datetime.fromisoformat(b)
+    return round((ta - tb).total_seconds() / 3600.0, 4)
+
+
+@dataclass(frozen=True)
+class PairMeta:
+    """Where and when a pair was taken. Times are ISO-8601 UTC strings."""
+
+    pair_id: str
+    lon: float
+    lat: float
+    crs: str  # e.g. "EPSG:32633", the UTM zone of the S2 tile
+    transform: tuple[float, float, float, float, float, float]  # affine a, b, c, d, e, f
+    pixel_size: float  # metres (or degrees for EPSG:4326 chips)
+    s1_id: str
+    s2_id: str
+    s1_time: str
+    s2_time: str
+    s1_orbit: str  # ASCENDING / DESCENDING
+    s1_relative_orbit: int
+    s2_cloud_pct: float
+    source: str = ""  # what produced it: "synthetic", "ee-highvolume", "geotiff", ...
+
+    @property
+    def dt_hours(self) -> float:
+        """Δt = S1 time - S2 time, in hours (negative when the radar came first)."""
+        return _hours_between(self.s1_time, self.s2_time)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["transform"] = list(self.transform)
+        d["dt_hours"] = self.dt_hours
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PairMeta":
+        d = {k: v for k, v in d.items() if k != "dt_hours"}
+        d["transform"] = tuple(float(x) for x in d["transform"])
+        return cls(**d)
+
+
+@dataclass
+class PatchPair:
+    """S1 [H,W,2] dB float32, S2 [H,W,C] reflectance x 10000 uint16, cs_cdf [H,W] float32.
+
+    ``labels`` maps a label name ("water": int8 with -1 no data, "landcover": uint8 with 255 no
+    data) to an [H,W] array; it is empty for unlabelled exports.
+    """
+
+    meta: PairMeta
+    s1: np.ndarray
+    s2: np.ndarray
+    cloud: np.ndarray
+    s2_bands: tuple[str, ...]
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    s1_bands: tuple[str, ...] = S1_BANDS
+
+    @property
+    def pair_id(self) -> str:
+        return self.meta.pair_id
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.s1.shape[:2])
+
+    def clear_fraction(self, threshold: float = 0.6) -> float:
+        """Share of pixels whose Cloud Score+ cs_cdf is at least ``threshold`` (clear sky)."""
+        return float(np.mean(self.cloud >= threshold))
+
+    def check_shapes(self) -> str | None:
+        """None when the arrays agree with each other and the band lists, else what is wrong."""
+        h, w = self.s1.shape[:2]
+        if self.s1.ndim != 3 or self.s1.shape[2] != len(self.s1_bands):
+            return f"s1 shape {self.s1.shape} does not match bands {self.s1_bands}"
+        if self.s2.ndim != 3 or self.s2.shape != (h, w, len(self.s2_bands)):
+            return f"s2 shape {self.s2.shape} does not match ({h}, {w}, {len(self.s2_bands)})"
+        if self.cloud.shape != (h, w):
+            return f"cloud shape {self.cloud.shape} is not ({h}, {w})"
+        for name, lab in self.labels.items():
+            if lab.shape != (h, w):
+                return f"label {name!r} shape {lab.shape} is not ({h}, {w})"
+        return None

@@ -1,0 +1,142 @@
+"""Local paths and gs:// URIs behind one small API; writes are atomic.
+
+Local writes go to a temporary file in the target folder and are renamed into place. A Cloud
+Storage object becomes visible only when its upload completes, so uploads are atomic already.
+google-cloud-storage honours ``STORAGE_EMULATOR_HOST``, which is how the tests run offline.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import shutil
+import tempfile
+from typing import Iterator
+
+GCS_PREFIX = "gs://"
+
+
+def is_gcs(uri: str) -> bool:
+    return str(uri).startswith(GCS_PREFIX)
+
+
+def join(base: str, *parts: str) -> str:
+    base = str(base)
+    if is_gcs(base):
+        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return os.path.join(base, *parts)
+
+
+def split_gcs(uri: str) -> tuple[str, str]:
+    """'gs://bucket/a/b' -> ('bucket', 'a/b')."""
+    if not is_gcs(uri):
+        raise ValueError(f"not a gs:// URI: {uri}")
+    bucket, _, name = uri[len(GCS_PREFIX):].partition("/")
+    if not bucket:
+        raise ValueError(f"gs:// URI without a bucket: {uri}")
+    return bucket, name
+
+
+@functools.lru_cache(maxsize=1)
+def _client():
+    from google.cloud import storage  # imported lazily: local use never needs it
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="senclr-emulator", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def _blob(uri: str):
+    bucket, name = split_gcs(uri)
+    return _client().bucket(bucket).blob(name)
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_gcs(uri):
+        return _blob(uri).download_as_bytes()
+    with open(uri, "rb") as f:
+        return f.read()
+
+
+def read_text(uri: str) -> str:
+    return read_bytes(uri).decode("utf-8")
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write all of ``data`` or nothing: readers never see a partial file."""
+    if is_gcs(uri):
+        _blob(uri).upload_from_string(data)
+        return
+    folder = os.path.dirname(os.path.abspath(uri))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, uri)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_text(uri: str, text: str) -> None:
+    write_bytes(uri, text.encode("utf-8"))
+
+
+def exists(uri: str) -> bool:
+    if is_gcs(uri):
+        return _blob(uri).exists()
+    return os.path.exists(uri)
+
+
+def is_dir(uri: str) -> bool:
+    """A local folder, or a gs:// prefix holding at least one object."""
+    if is_gcs(uri):
+        return any(True for _ in list_files(uri, limit=1))
+    return os.path.isdir(uri)
+
+
+def list_files(prefix: str, pattern: str = "*", limit: int | None = None) -> Iterator[str]:
+    """Files under a folder or gs:// prefix (recursively) whose base name matches ``pattern``, sorted."""
+    if is_gcs(prefix):
+        bucket, name = split_gcs(prefix)
+        name = name.rstrip("/") + "/" if name else ""
+        blobs = _client().list_blobs(bucket, prefix=name, max_results=None)
+        found = sorted(f"gs://{bucket}/{b.name}" for b in blobs if fnmatch.fnmatch(b.name.rsplit("/", 1)[-1], pattern))
+    else:
+        found = sorted(
+            os.path.join(root, f)
+            for root, _, files in os.walk(prefix)
+            for f in files
+            if fnmatch.fnmatch(f, pattern) and not f.startswith(".tmp-")
+        )
+    yield from (found[:limit] if limit else found)
+
+
+def size(uri: str) -> int:
+    if is_gcs(uri):
+        blob = _blob(uri)
+        blob.reload()
+        return int(blob.size)
+    return os.path.getsize(uri)
+
+
+def remove_tree(uri: str) -> None:
+    """Delete a folder or every object under a gs:// prefix. Missing is fine."""
+    if is_gcs(uri):
+        for f in list(list_files(uri)):
+            _blob(f).delete()
+    elif os.path.isdir(uri):
+        shutil.rmtree(uri)
+    elif os.path.exists(uri):
+        os.remove(uri)
+
+
+def makedirs(uri: str) -> None:
+    """Create a local folder (gs:// has no folders: a no-op)."""
+    if not is_gcs(uri):
+        os.makedirs(uri, exist_ok=True)
