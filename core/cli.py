@@ -1,0 +1,62 @@
+"""The ``senclr`` command: the one module that knows every stage.
+
+Each stage's commands are imported only when invoked, so ``senclr --help`` stays fast and
+TensorFlow, Beam and Earth Engine load only for the stage that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from senclr import __version__
+from senclr.errors import InputError
+
+# command name -> (module, attribute, one-line help shown by `senclr --help`)
+COMMANDS = {
+    "export": ("senclr.export.cli", "export", "Export S1/S2 patch pairs (synthetic source; Earth Engine later)."),
+    "preprocess": ("senclr.pipeline.cli", "preprocess", "Beam pipeline: raw archive -> filtered, split TFRecord dataset."),
+    "train": ("senclr.models.cli", "train", "Pre-train the S1/S2 dual encoder with cross-modal NT-Xent."),
+    "evaluate": ("senclr.evaluate.cli", "evaluate", "Water segmentation on the frozen S1 encoder: IoU report."),
+    "inspect": ("senclr.pipeline.inspect", "inspect", "Summarise a dataset or raw archive and show a few records."),
+    "demo": ("senclr.evaluate.demo", "demo", "Run the whole chain on synthetic data and report the numbers."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            click.echo(f"senclr: error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="senclr")
+def cli():
+    """senclr: paired Sentinel-1 / Sentinel-2 data and multimodal contrastive encoders."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="senclr")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
