@@ -74,6 +74,7 @@ class PatchPair:
     s2_bands: tuple[str, ...]
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     s1_bands: tuple[str, ...] = S1_BANDS
+    origin: str = ""  # the URI it was read from, for naming it in rejects and errors
 
     @property
     def pair_id(self) -> str:

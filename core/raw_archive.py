@@ -94,4 +94,6 @@ def read_pair(json_uri: str) -> PatchPair:
     arr = np.load(io.BytesIO(storage.read_bytes(json_uri[: -len(".json")] + ".npy")), allow_pickle=False)
     if arr.ndim != 2 or arr.dtype.names is None:
         raise ValueError(f"pair {meta.pair_id}: expected a structured [H, W] array, got {arr.dtype} {arr.shape}")
-    return from_structured(arr, meta)
+    pair = from_structured(arr, meta)
+    pair.origin = json_uri
+    return pair

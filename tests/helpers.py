@@ -63,3 +63,18 @@ def write_tiny_dataset(folder: str, n: int = 12, size: int = 16, seed: int = 0) 
     )
     manifest_lib.write(folder, m)
     return m
+
+
+def write_raw_archive(folder: str, pairs: list[PatchPair], patch_size: int = 16) -> dict:
+    """A raw archive holding ``pairs`` (tests only; the synthetic source is the real writer)."""
+    from senclr import raw_archive
+
+    for p in pairs:
+        raw_archive.write_pair(folder, p)
+    m = manifest_lib.new(
+        "raw", "test", {"pairs": len(pairs)}, patch_size=patch_size, labels=["water", "landcover"],
+        bands={"s1": list(S1_BANDS), "s2": list(S2_BANDS["l1c"]), "s2_level": "l1c"},
+        counts={"read": len(pairs), "kept": len(pairs), "rejected": {}},
+    )
+    manifest_lib.write(folder, m)
+    return m

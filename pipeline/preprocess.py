@@ -1,0 +1,122 @@
+"""``senclr preprocess``: raw archive -> filtered, split, sharded TFRecord dataset + manifest.
+
+The pipeline is plain Apache Beam: DirectRunner by default, any runner (Dataflow included) through
+the usual Beam flags passed after ``--``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from senclr import manifest as manifest_lib
+from senclr import raw_archive, storage
+from senclr.errors import InputError
+from senclr.pipeline import filters, transforms
+from senclr.pipeline.split import parse_fractions
+from senclr.schema import SCHEMA_VERSION, SPLITS
+
+# Bytes per pixel of a stored record: S1 2 x float16, cs_cdf float16, labels 2 x 1 byte.
+_FIXED_BYTES_PER_PIXEL = 2 * 2 + 2 + 2
+
+
+def unknown_beam_flags(flags: list[str]) -> list[str]:
+    """Flags no Beam PipelineOptions class knows (Beam itself would only log and drop them)."""
+    parsers = []
+    PipelineOptions(flags).get_all_options(add_extra_args_fn=parsers.append)
+    _, unknown = parsers[0].parse_known_args(flags)
+    return unknown
+
+
+def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int, shard_mb: float) -> dict:
+    """Shard counts that put about ``shard_mb`` MB in each file, estimated from the input size."""
+    record_bytes = patch_size * patch_size * (_FIXED_BYTES_PER_PIXEL + 2 * n_s2) + 200
+    per_shard = max(1, int(shard_mb * 1e6 // record_bytes))
+    return {name: max(1, math.ceil(n_pairs * f / per_shard)) for name, f in zip(SPLITS, fractions)}
+
+
+def _check_output(output: str, overwrite: bool) -> None:
+    if storage.is_dir(output) and any(True for _ in storage.list_files(output, limit=1)):
+        if not overwrite:
+            raise InputError(f"output {output} already exists and is not empty: choose a new folder or pass --overwrite")
+        storage.remove_tree(output)
+
+
+def _raw_inputs(input_: str) -> tuple[dict, list[str]]:
+    if not storage.is_gcs(input_) and not storage.is_dir(input_):
+        raise InputError(f"input {input_} does not exist: point --input at a raw archive (senclr export ... --out)")
+    raw = manifest_lib.read(input_, kind="raw")
+    uris = raw_archive.list_pairs(input_)
+    if not uris:
+        raise InputError(f"input {input_} holds no pairs (nothing under {storage.join(input_, raw_archive.PAIRS_DIR)})")
+    return raw, uris
+
+
+def preprocess(
+    input: str,
+    output: str,
+    min_clear: float = 0.8,
+    cs_threshold: float = 0.6,
+    max_nodata: float = 0.05,
+    split: str = "0.8,0.1,0.1",
+    cell_deg: float = 0.25,
+    shard_mb: float = 100.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    beam_args: list[str] | None = None,
+) -> dict:
+    """Run the pipeline to completion and return the dataset manifest.
+
+    Nothing is left behind on failure: the output is removed unless the manifest was written.
+    """
+    beam_args = list(beam_args or [])
+    unknown = unknown_beam_flags(beam_args)
+    if unknown:
+        raise InputError(f"unknown Beam pipeline flags {unknown}: see `python -m apache_beam.runners.runner --help`-style docs")
+    for name, value in (("--min-clear", min_clear), ("--cs-threshold", cs_threshold), ("--max-nodata", max_nodata)):
+        if not 0 <= value <= 1:
+            raise InputError(f"{name} must be between 0 and 1, got {value}")
+    if cell_deg <= 0 or shard_mb <= 0:
+        raise InputError("--cell-deg and --shard-mb must be positive")
+    try:
+        fractions = parse_fractions(split)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    raw, uris = _raw_inputs(input)
+    _check_output(output, overwrite)
+
+    s1_bands, s2_bands = raw["bands"]["s1"], raw["bands"]["s2"]
+    patch_size = int(raw.get("patch_size") or 0) or None
+    cfg = filters.FilterConfig(tuple(s2_bands), patch_size, min_clear, cs_threshold, max_nodata)
+    num_shards = shards_per_split(len(uris), fractions, patch_size or 64, len(s2_bands), shard_mb)
+    params = dict(input=input, output=output, split=split, cell_deg=cell_deg, shard_mb=shard_mb, seed=seed, beam_args=beam_args, **asdict(cfg))
+    params["s2_bands"] = list(params["s2_bands"])
+    base = manifest_lib.new(
+        "dataset", "preprocess", params,
+        record_schema_version=SCHEMA_VERSION, seed=seed, sources=[input], patch_size=patch_size,
+        bands=dict(raw["bands"]), labels=list(raw.get("labels", [])),
+        filters={"min_clear": min_clear, "cs_threshold": cs_threshold, "max_nodata": max_nodata},
+        split_policy={"cell_deg": cell_deg, "fractions": dict(zip(SPLITS, fractions)), "seed": seed},
+        normalisation="clip to [p1, p99] per band, then (x - mean) / std; statistics over all kept patches",
+        counts={"read": len(uris), "kept": 0, "rejected": {}},
+    )
+    storage.makedirs(output)
+    try:
+        with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+            pairs, unreadable = p | "ListPairs" >> beam.Create(uris) | "Read" >> transforms.ReadRawPairs()
+            kept, dropped = pairs | "Filter" >> transforms.FilterPairs(cfg)
+            rejected = (unreadable, dropped) | "Rejected" >> beam.Flatten()
+            stats = transforms.band_stats(kept, s1_bands, s2_bands)
+            shards = kept | "Write" >> transforms.WriteDataset(output, cell_deg, fractions, seed, num_shards)
+            _ = (shards, stats, rejected) | "Finish" >> transforms.WriteManifest(output, base)
+        m = manifest_lib.read(output, kind="dataset")
+    except BaseException:
+        storage.remove_tree(output)
+        raise
+    if m["counts"]["kept"] == 0:
+        storage.remove_tree(output)
+        raise InputError(f"all {len(uris)} pairs were rejected ({m['counts']['rejected']}); loosen --min-clear or check the input")
+    return m
