@@ -18,6 +18,8 @@ def make_pair_id(lon: float, lat: float, s1_id: str, s2_id: str) -> str:
 
 
 def _hours_between(a: str, b: str) -> float:
+    if not a or not b:
+        return float("nan")  # an acquisition time is unknown
     ta, tb = datetime.fromisoformat(a), datetime.fromisoformat(b)
     return round((ta - tb).total_seconds() / 3600.0, 4)
 

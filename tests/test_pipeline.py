@@ -1,0 +1,184 @@
+"""The Beam preprocessing pipeline: each PTransform alone, then the whole run."""
+
+import hashlib
+import json
+import os
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+from click.testing import CliRunner
+
+from senclr import manifest as manifest_lib
+from senclr.bands import S1_BANDS, S2_BANDS
+from senclr.cli import cli
+from senclr.dataset import iter_records
+from senclr.errors import InputError
+from senclr.pipeline import filters, split, transforms
+from senclr.pipeline.preprocess import preprocess, unknown_beam_flags
+from senclr.pipeline.stats import BandStatsFn
+from tests.helpers import random_pair, write_raw_archive
+
+CFG = filters.FilterConfig(S2_BANDS["l1c"], 16)
+
+
+@pytest.fixture
+def pairs():
+    rng = np.random.default_rng(1)
+    return [random_pair(rng, 16, i) for i in range(30)]
+
+
+@pytest.fixture
+def broken_archive(tmp_path, pairs):
+    """30 pairs: one cloudy, one with NaN, one corrupt file, one with a wrong patch size."""
+    pairs[2].cloud[:] = 0.05
+    pairs[4].s1[3, 3, 1] = np.inf
+    rng = np.random.default_rng(9)
+    pairs[6] = random_pair(rng, 8, 6)
+    raw = str(tmp_path / "raw")
+    write_raw_archive(raw, pairs)
+    with open(os.path.join(raw, "pairs", pairs[8].pair_id + ".npy"), "wb") as f:
+        f.write(b"\x93NUMPY truncated")
+    return raw
+
+
+def test_filters_name_each_reason(pairs):
+    p = pairs[0]
+    assert filters.check(p, CFG) is None
+    p.cloud[:] = 0.1
+    assert filters.check(p, CFG)[0] == "cloudy"
+    p = pairs[1]
+    p.s1[0, 0, 0] = -80
+    assert filters.check(p, CFG)[0] == "out_of_range"
+    p = pairs[2]
+    p.s2[:8] = 0
+    assert filters.check(p, CFG)[0] == "s2_nodata"
+    assert filters.check(pairs[3], filters.FilterConfig(S2_BANDS["l2a"]))[0] == "missing_bands"
+    assert filters.check(pairs[4], filters.FilterConfig(S2_BANDS["l1c"], 32))[0] == "bad_shape"
+
+
+def test_split_is_by_place_and_stable():
+    f = (0.8, 0.1, 0.1)
+    assert split.split_of(10.01, 45.01, 0.25, f, 0) == split.split_of(10.2, 45.2, 0.25, f, 0)
+    got = [split.split_of(lon, lat, 0.25, f, 0) for lon in np.arange(0, 20, 0.25) for lat in np.arange(40, 45, 0.25)]
+    share = {s: got.count(s) / len(got) for s in split.SPLITS}
+    assert 0.7 < share["train"] < 0.9 and share["val"] > 0.04 and share["test"] > 0.04
+    with pytest.raises(ValueError, match="sum"):
+        split.parse_fractions("0.5,0.5,0.5")
+
+
+def test_band_stats_exact_and_merge_order_free(pairs):
+    fn = BandStatsFn(S1_BANDS, S2_BANDS["l1c"])
+    whole = fn.extract_output(fn.add_inputs(fn.create_accumulator(), pairs))
+    a = fn.add_inputs(fn.create_accumulator(), pairs[:7])
+    b = fn.add_inputs(fn.create_accumulator(), pairs[7:])
+    assert fn.extract_output(fn.merge_accumulators([b, a])) == whole
+    vv = np.concatenate([p.s1[..., 0].ravel() for p in pairs])
+    assert whole["VV"]["mean"] == pytest.approx(vv.mean(), abs=1e-3)
+    assert whole["VV"]["std"] == pytest.approx(vv.std(), abs=1e-3)
+    assert whole["VV"]["p1"] == pytest.approx(np.percentile(vv, 1), abs=0.05)
+    b2 = np.concatenate([p.s2[..., 1].ravel() for p in pairs]).astype(float)
+    assert whole["B2"]["mean"] == pytest.approx(b2.mean(), rel=1e-6)
+    assert whole["B2"]["p99"] == pytest.approx(np.percentile(b2, 99), abs=6)
+
+
+def test_read_and_filter_transforms(broken_archive, pairs):
+    from senclr import raw_archive
+
+    uris = raw_archive.list_pairs(broken_archive)
+    with test_pipeline.TestPipeline() as p:
+        read, unreadable = p | beam.Create(uris) | transforms.ReadRawPairs()
+        kept, rejected = read | transforms.FilterPairs(CFG)
+        assert_that(unreadable | "R1" >> beam.Map(lambda r: (r["pair_id"], r["reason"])), equal_to([(pairs[8].pair_id, "unreadable")]), label="unreadable")
+        reasons = rejected | "R2" >> beam.Map(lambda r: r["reason"])
+        assert_that(reasons, equal_to(["cloudy", "non_finite", "bad_shape"]), label="reasons")
+        assert_that(kept | beam.combiners.Count.Globally(), equal_to([26]), label="kept")
+
+
+def test_duplicates_are_rejected(pairs):
+    twice = pairs[:3] + [pairs[0]]
+    with test_pipeline.TestPipeline() as p:
+        kept, rejected = p | beam.Create(twice) | transforms.FilterPairs(CFG)
+        assert_that(kept | beam.Map(lambda x: x.pair_id), equal_to([x.pair_id for x in pairs[:3]]), label="kept")
+        assert_that(rejected | beam.Map(lambda r: r["reason"]), equal_to(["duplicate"]), label="dups")
+
+
+def test_preprocess_counts_every_pair(tmp_path, broken_archive):
+    out = str(tmp_path / "ds")
+    m = preprocess(broken_archive, out, cell_deg=1.0)
+    c = m["counts"]
+    assert c["read"] == 30 and c["read"] == c["kept"] + sum(c["rejected"].values())
+    assert c["rejected"] == {"bad_shape": 1, "cloudy": 1, "non_finite": 1, "unreadable": 1}
+    rejects = [json.loads(line) for line in open(os.path.join(out, "rejects.jsonl"))]
+    assert sorted(r["reason"] for r in rejects) == ["bad_shape", "cloudy", "non_finite", "unreadable"]
+    for s in m["shards"]:
+        data = open(os.path.join(out, s["path"]), "rb").read()
+        assert hashlib.sha256(data).hexdigest() == s["sha256"]
+    records = list(iter_records(out))
+    assert len(records) == c["kept"] == sum(m["splits"].values())
+    assert {r["split"] for r in records} <= set(m["splits"])
+
+
+def test_multiprocess_run_is_byte_identical_to_in_memory(tmp_path, broken_archive):
+    """Runs under multi_processing (every DoFn pickled, as on Dataflow) and compares bytes."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    preprocess(broken_archive, a, cell_deg=1.0)
+    preprocess(broken_archive, b, cell_deg=1.0, beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    files = sorted(os.listdir(a))
+    assert files == sorted(os.listdir(b))
+    for f in files:
+        if f != manifest_lib.FILENAME:
+            assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f
+    ma, mb = manifest_lib.read(a), manifest_lib.read(b)
+    for m in (ma, mb):
+        m["parameters"].pop("output"), m["parameters"].pop("beam_args")
+    assert ma == mb
+
+
+def test_bad_inputs_exit_2_and_write_nothing(tmp_path, broken_archive):
+    runner = CliRunner()
+    out = tmp_path / "ds"
+    cases = [
+        ["--input", str(tmp_path / "missing"), "--output", str(out)],
+        ["--input", broken_archive, "--output", str(out), "--min-clear", "2"],
+        ["--input", broken_archive, "--output", str(out), "--split", "0.9,0.9,0"],
+        ["--input", broken_archive, "--output", str(out), "--bogus"],
+        ["--input", broken_archive, "--output", str(out), "--", "--not_a_beam_flag=1"],
+    ]
+    for args in cases:
+        r = runner.invoke(cli, ["preprocess", *args])
+        assert r.exit_code == 2, (args, r.output)
+        assert not out.exists(), args
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = runner.invoke(cli, ["preprocess", "--input", str(empty), "--output", str(out)])
+    assert r.exit_code == 2 and "manifest" in r.output
+    (empty / "manifest.json").write_text("{not json")
+    r = runner.invoke(cli, ["preprocess", "--input", str(empty), "--output", str(out)])
+    assert r.exit_code == 2 and "not valid JSON" in r.output
+
+
+def test_all_rejected_is_an_error_with_reasons(tmp_path, pairs):
+    for p in pairs:
+        p.cloud[:] = 0.0
+    raw = str(tmp_path / "raw")
+    write_raw_archive(raw, pairs)
+    with pytest.raises(InputError, match="cloudy"):
+        preprocess(raw, str(tmp_path / "ds"))
+    assert not (tmp_path / "ds").exists()
+
+
+def test_existing_output_needs_overwrite(tmp_path, broken_archive):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="--overwrite"):
+        preprocess(broken_archive, str(out))
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_unknown_beam_flags_are_found():
+    assert unknown_beam_flags(["--runner=DirectRunner", "--direct_num_workers=2"]) == []
+    assert unknown_beam_flags(["--runner=DirectRunner", "--frobnicate=1"]) == ["--frobnicate=1"]
