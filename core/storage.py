@@ -15,6 +15,8 @@ import tempfile
 from typing import Iterator
 
 GCS_PREFIX = "gs://"
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: mkstemp makes 0600 files, written files get the usual 0666 & ~umask
 
 
 def is_gcs(uri: str) -> bool:
@@ -76,6 +78,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, uri)
     except BaseException:
         if os.path.exists(tmp):
@@ -123,6 +126,16 @@ def size(uri: str) -> int:
         blob.reload()
         return int(blob.size)
     return os.path.getsize(uri)
+
+
+def remove(uri: str) -> None:
+    """Delete one file or object. Missing is fine."""
+    if is_gcs(uri):
+        blob = _blob(uri)
+        if blob.exists():
+            blob.delete()
+    elif os.path.exists(uri):
+        os.remove(uri)
 
 
 def remove_tree(uri: str) -> None:

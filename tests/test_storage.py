@@ -55,6 +55,9 @@ def test_round_trip_list_remove(where, tmp_path, request):
     assert [os.path.basename(u) for u in storage.list_files(base, "*.npy")] == ["two.npy"]
     assert len(list(storage.list_files(base))) == 2
     assert storage.is_dir(storage.join(base, "a"))
+    storage.remove(storage.join(base, "a", "one.json"))
+    assert not storage.exists(storage.join(base, "a", "one.json"))
+    storage.remove(storage.join(base, "a", "one.json"))  # missing is fine
     storage.remove_tree(base)
     assert not storage.exists(storage.join(base, "a", "one.json"))
     assert list(storage.list_files(base)) == []
@@ -72,6 +75,11 @@ def test_local_write_is_atomic(tmp_path, monkeypatch):
         storage.write_bytes(str(target), b"new")
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]  # no temporary file left behind
+
+
+def test_local_files_get_normal_permissions(tmp_path):
+    storage.write_text(str(tmp_path / "m.json"), "{}")
+    assert os.stat(tmp_path / "m.json").st_mode & 0o777 == 0o666 & ~storage._UMASK
 
 
 def test_raw_archive_on_gcs(gcs):
