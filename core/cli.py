@@ -7,6 +7,7 @@ TensorFlow, Beam and Earth Engine load only for the stage that needs them.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -55,6 +56,7 @@ def cli():
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ info banners
     cli.main(args=argv, prog_name="senclr")
 
 
