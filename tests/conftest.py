@@ -1,9 +1,41 @@
-"""Test-wide setup: quiet TensorFlow, no cloud credentials, shared real-data location."""
+"""Test-wide setup: quiet TensorFlow, a local Cloud Storage emulator, the shared real-data folder."""
 
 import os
+import socket
 from pathlib import Path
+
+import pytest
+
+from senclr import storage
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    from gcp_storage_emulator.server import create_server
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="senclr-test")
+    server.start()
+    old = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    storage._client.cache_clear()
+    try:
+        yield "gs://senclr-test"
+    finally:
+        server.stop()
+        storage._client.cache_clear()
+        if old is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST")
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = old

@@ -182,3 +182,15 @@ def test_existing_output_needs_overwrite(tmp_path, broken_archive):
 def test_unknown_beam_flags_are_found():
     assert unknown_beam_flags(["--runner=DirectRunner", "--direct_num_workers=2"]) == []
     assert unknown_beam_flags(["--runner=DirectRunner", "--frobnicate=1"]) == ["--frobnicate=1"]
+
+
+def test_preprocess_gcs_to_gcs(gcs, pairs):
+    """The same pipeline on gs:// input and output (gcp-storage-emulator, real GCS client)."""
+    from senclr import storage
+
+    raw, out = gcs + "/pipe/raw", gcs + "/pipe/ds"
+    write_raw_archive(raw, pairs[:12])
+    m = preprocess(raw, out, cell_deg=1.0)
+    assert m["counts"]["kept"] == 12
+    assert storage.exists(out + "/manifest.json")
+    assert len(list(iter_records(out))) == 12

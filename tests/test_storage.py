@@ -1,40 +1,12 @@
 """Storage helpers against gcp-storage-emulator (real google-cloud-storage client, no network)."""
 
 import os
-import socket
 
 import numpy as np
 import pytest
 
 from senclr import raw_archive, storage
 from tests.helpers import random_pair
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    from gcp_storage_emulator.server import create_server
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="senclr-test")
-    server.start()
-    old = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    storage._client.cache_clear()
-    try:
-        yield "gs://senclr-test"
-    finally:
-        server.stop()
-        storage._client.cache_clear()
-        if old is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST")
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = old
 
 
 def test_join_and_split():
