@@ -10,6 +10,7 @@ import json
 import re
 
 from senclr import __version__, storage
+from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.errors import InputError
 
 FILENAME = "manifest.json"
@@ -92,10 +93,16 @@ def problems_of(m, kind: str | None = None) -> list[str]:
     _typed(m, "parameters", dict, p)
     bands = _typed(m, "bands", dict, p)
     if bands is not None:
+        level = bands.get("s2_level", "l1c")
+        if level not in S2_BANDS:
+            p.append(f"bands.s2_level: {level!r} is not one of {sorted(S2_BANDS)}")
+        known = {"s1": S1_BANDS, "s2": S2_BANDS.get(level, ())}
         for sensor in ("s1", "s2"):
             b = _typed(bands, sensor, list, p, "bands.")
             if b is not None and not b:
                 p.append(f"bands.{sensor}: empty")
+            elif b is not None and not set(b) <= set(known[sensor]):
+                p.append(f"bands.{sensor}: {sorted(set(b) - set(known[sensor]))} are not {sensor.upper()} bands (level {level})")
     counts = _typed(m, "counts", dict, p)
     if counts is not None:
         read_n = _typed(counts, "read", int, p, "counts.")

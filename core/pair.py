@@ -43,6 +43,11 @@ class PairMeta:
     s2_cloud_pct: float
     source: str = ""  # what produced it: "synthetic", "ee-highvolume", "geotiff", ...
 
+    def __post_init__(self):
+        # The precision make_pair_id hashes: stored coordinates and the id always agree.
+        object.__setattr__(self, "lon", round(float(self.lon), 6))
+        object.__setattr__(self, "lat", round(float(self.lat), 6))
+
     @property
     def dt_hours(self) -> float:
         """Δt = S1 time - S2 time, in hours (negative when the radar came first)."""

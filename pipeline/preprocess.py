@@ -75,7 +75,10 @@ def preprocess(
     beam_args = list(beam_args or [])
     unknown = unknown_beam_flags(beam_args)
     if unknown:
-        raise InputError(f"unknown Beam pipeline flags {unknown}: see `python -m apache_beam.runners.runner --help`-style docs")
+        raise InputError(
+            f"Beam does not know the pipeline flags {unknown}; known ones are those of "
+            "apache_beam.options.pipeline_options, e.g. --runner, --project, --region, --temp_location, --direct_num_workers"
+        )
     for name, value in (("--min-clear", min_clear), ("--cs-threshold", cs_threshold), ("--max-nodata", max_nodata)):
         if not 0 <= value <= 1:
             raise InputError(f"{name} must be between 0 and 1, got {value}")

@@ -128,6 +128,8 @@ def _valid_dataset_manifest(tmp_path):
         (lambda m: m.update(kind="blob"), "kind: 'blob' is not one of"),
         (lambda m: m["counts"].update(kept="8"), "counts.kept: expected int, got str"),
         (lambda m: m["bands"].update(s2=[]), "bands.s2: empty"),
+        (lambda m: m["bands"].update(s2_level="l2a"), "bands.s2: ['B10'] are not S2 bands (level l2a)"),
+        (lambda m: m["bands"].update(s2_level="l3"), "bands.s2_level: 'l3' is not one of"),
         (lambda m: m["statistics"].pop("B8A"), "statistics.B8A: missing"),
         (lambda m: m["shards"][0].update(records=100), "splits.train: 4 records, but its shards hold 100"),
         (lambda m: m["shards"][0].pop("sha256"), "shards[0]: needs path, split, records and sha256"),

@@ -51,5 +51,12 @@ def test_quick_demo_end_to_end(tmp_path):
     report = (work / "evaluation" / "report.md").read_text()
     assert "water IoU" in report or "Water IoU" in report
     assert (work / "evaluation" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
-    # a second run replaces the first demo's folder
-    assert CliRunner().invoke(cli, ["demo", "--workdir", str(work), "--quick"]).exit_code == 0
+
+
+def test_demo_reuses_its_own_folder(tmp_path):
+    from senclr.evaluate.demo import MARKER, prepare_workdir
+
+    prepare_workdir(str(tmp_path / "w"))
+    (tmp_path / "w" / "old-output").write_text("from the last demo")
+    prepare_workdir(str(tmp_path / "w"))
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == [MARKER]
