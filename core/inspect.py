@@ -10,6 +10,7 @@ import numpy as np
 from senclr import manifest as manifest_lib
 from senclr import raw_archive
 from senclr.dataset import iter_records
+from senclr.schema import SPLITS
 
 
 def _summary(m: dict) -> list[str]:
@@ -20,7 +21,8 @@ def _summary(m: dict) -> list[str]:
         f"counts: read {c['read']}, kept {c['kept']}, rejected {c['rejected'] or 'none'}",
     ]
     if m["kind"] == "dataset":
-        lines.append(f"splits: {m['splits']} in {len(m['shards'])} shards")
+        splits = ", ".join(f"{name} {m['splits'].get(name, 0)}" for name in SPLITS)
+        lines.append(f"splits: {splits} in {len(m['shards'])} shards")
         lines.append("statistics:  band      mean       std        p1       p99")
         for band in [*m["bands"]["s1"], *m["bands"]["s2"]]:
             s = m["statistics"][band]

@@ -144,6 +144,8 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, broken_archive):
         ["--input", str(tmp_path / "missing"), "--output", str(out)],
         ["--input", broken_archive, "--output", str(out), "--min-clear", "2"],
         ["--input", broken_archive, "--output", str(out), "--split", "0.9,0.9,0"],
+        ["--input", broken_archive, "--output", str(out), "--cell-deg", "0"],
+        ["--input", broken_archive, "--output", str(out), "--max-nodata", "-0.1"],
         ["--input", broken_archive, "--output", str(out), "--bogus"],
         ["--input", broken_archive, "--output", str(out), "--", "--not_a_beam_flag=1"],
     ]
