@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 import click
 
@@ -21,7 +20,7 @@ COMMANDS = {
     "preprocess": ("senclr.pipeline.cli", "preprocess", "Beam pipeline: raw archive -> filtered, split TFRecord dataset."),
     "train": ("senclr.models.cli", "train", "Pre-train the S1/S2 dual encoder with cross-modal NT-Xent."),
     "evaluate": ("senclr.evaluate.cli", "evaluate", "Water segmentation on the frozen S1 encoder: IoU report."),
-    "inspect": ("senclr.inspect", "inspect", "Summarise a dataset or raw archive and show a few records."),
+    "inspect": ("senclr.inspect_cmd", "inspect", "Summarise a dataset or raw archive and show a few records."),
     "demo": ("senclr.evaluate.demo", "demo", "Run the whole chain on synthetic data and report the numbers."),
 }
 
@@ -58,7 +57,3 @@ def cli():
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ info banners
     cli.main(args=argv, prog_name="senclr")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])

@@ -1,13 +1,13 @@
 """Read a senclr training dataset with numpy alone (no TensorFlow, no Beam, no Earth Engine).
 
-Shards are streamed one at a time, so memory stays flat however large the dataset is.
+Shards are read one at a time, so memory is bounded by the largest shard (``--shard-mb``), not by
+the size of the dataset.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-import numpy as np
 
 from senclr import manifest as manifest_lib
 from senclr import normalize, storage, tfrecord
@@ -30,7 +30,13 @@ def band_indices(manifest: dict, sensor: str, wanted: list[str] | None) -> list[
 
 
 def shard_uris(dataset: str, manifest: dict, split: str | None) -> list[str]:
-    return [storage.join(dataset, s["path"]) for s in manifest["shards"] if split is None or s["split"] == split]
+    """The split's shard files; InputError naming any the manifest lists but the folder lacks."""
+    uris = [storage.join(dataset, s["path"]) for s in manifest["shards"] if split is None or s["split"] == split]
+    missing = [u for u in uris if not storage.exists(u)]
+    if missing:
+        raise InputError(f"{dataset} is incomplete: {len(missing)} shard(s) listed in its manifest are missing, "
+                         f"e.g. {missing[0]}; copy the whole dataset or rebuild it with `senclr preprocess`")
+    return uris
 
 
 def iter_records(
@@ -62,7 +68,3 @@ def iter_records(
 
 def count(manifest: dict, split: str | None = None) -> int:
     return sum(s["records"] for s in manifest["shards"] if split is None or s["split"] == split)
-
-
-def stack(records: list[dict], key: str) -> np.ndarray:
-    return np.stack([r[key] for r in records])

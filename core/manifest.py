@@ -16,16 +16,37 @@ from senclr.errors import InputError
 FILENAME = "manifest.json"
 SCHEMA_VERSION = 1
 KINDS = ("raw", "dataset")
-_SECRET = re.compile(r"(credential|token|secret|password|private|api_?key|key_?file)", re.I)
+_SECRET = re.compile(r"(credential|token|secret|passw|private|api_?key|key_?file|access_?key|connection_?string)", re.I)
 
 
 class ManifestError(InputError):
     """A manifest is missing, unreadable or inconsistent."""
 
 
+def _scrub_flags(flags: list) -> list:
+    """['--k', 'v', '--k2=v2'] without any flag whose name looks like it holds a secret."""
+    out, skip = [], False
+    for i, f in enumerate(flags):
+        if skip:
+            skip = False
+            continue
+        name = str(f).split("=", 1)[0]
+        if str(f).startswith("-") and _SECRET.search(name):
+            nxt = flags[i + 1] if i + 1 < len(flags) else None
+            skip = "=" not in str(f) and nxt is not None and not str(nxt).startswith("-")
+            continue
+        out.append(f)
+    return out
+
+
 def scrub(params: dict) -> dict:
-    """Command parameters fit to store: anything that could hold a secret is left out."""
-    return {k: v for k, v in params.items() if not _SECRET.search(k)}
+    """Command parameters fit to store: anything that could hold a secret is left out, including
+    secret-looking flags inside pass-through flag lists (e.g. Beam's)."""
+    return {
+        k: _scrub_flags(v) if isinstance(v, list) else v
+        for k, v in params.items()
+        if not _SECRET.search(k)
+    }
 
 
 def new(kind: str, command: str, parameters: dict, **fields) -> dict:
@@ -60,6 +81,8 @@ def read(folder: str, kind: str | None = None) -> dict:
         manifest = json.loads(storage.read_text(uri))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ManifestError(f"{uri} is not valid JSON ({e}); rerun the command that wrote it") from None
+    except OSError as e:
+        raise ManifestError(f"{uri} cannot be read ({e.strerror or e}); rerun the command that wrote it") from None
     problems = problems_of(manifest, kind)
     if problems:
         raise ManifestError(f"{uri} is invalid: " + "; ".join(problems))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -54,15 +55,18 @@ class PairMeta:
         return _hours_between(self.s1_time, self.s2_time)
 
     def to_json(self) -> dict:
+        """JSON-safe dict: unknown numbers (NaN) become null, which JSON has and NaN is not."""
         d = asdict(self)
         d["transform"] = list(self.transform)
         d["dt_hours"] = self.dt_hours
-        return d
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
 
     @classmethod
     def from_json(cls, d: dict) -> "PairMeta":
         d = {k: v for k, v in d.items() if k != "dt_hours"}
         d["transform"] = tuple(float(x) for x in d["transform"])
+        if d.get("s2_cloud_pct") is None:
+            d["s2_cloud_pct"] = float("nan")
         return cls(**d)
 
 

@@ -38,6 +38,15 @@ def _event_info(stem: str, metadata_geojson: str | None) -> dict:
     return {}
 
 
+def _centre_lonlat(crs, transform, w: int, h: int) -> tuple[float, float]:
+    """Patch centre in WGS84 degrees, from a grid in any CRS (UTM chips included)."""
+    from rasterio.warp import transform as warp
+
+    x, y = transform @ (w / 2, h / 2)
+    lons, lats = warp(crs, "EPSG:4326", [x], [y])
+    return lons[0], lats[0]
+
+
 def _iso(date: str | None) -> str:
     if not date:
         return ""
@@ -62,7 +71,7 @@ def read_geotiff_pair(s1_path: str, s2_path: str, label_path: str | None = None,
     stem = os.path.basename(s1_path).rsplit("_S1", 1)[0]
     info = _event_info(stem, metadata_geojson)
     h, w = s1.shape[:2]
-    lon, lat = tr1 @ (w / 2, h / 2)
+    lon, lat = _centre_lonlat(crs1, tr1, w, h)
     s1_id, s2_id = os.path.basename(s1_path), os.path.basename(s2_path)
     meta = PairMeta(
         pair_id=make_pair_id(lon, lat, s1_id, s2_id), lon=float(lon), lat=float(lat), crs=str(crs1),

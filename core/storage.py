@@ -7,6 +7,7 @@ google-cloud-storage honours ``STORAGE_EMULATOR_HOST``, which is how the tests r
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import os
@@ -14,9 +15,24 @@ import shutil
 import tempfile
 from typing import Iterator
 
+from senclr.errors import InputError
+
 GCS_PREFIX = "gs://"
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: mkstemp makes 0600 files, written files get the usual 0666 & ~umask
+
+
+def _read_umask() -> int:
+    """The process umask without changing it (os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+_UMASK = _read_umask()  # mkstemp makes 0600 files; written files get the usual 0666 & ~umask
 
 
 def is_gcs(uri: str) -> bool:
@@ -56,9 +72,31 @@ def _blob(uri: str):
     return _client().bucket(bucket).blob(name)
 
 
+@contextlib.contextmanager
+def _gcs_errors(uri: str):
+    """A missing bucket or a permission problem is the user's to fix: say so plainly."""
+    from google.api_core import exceptions
+
+    try:
+        yield
+    except exceptions.Forbidden:
+        raise InputError(f"no permission for {uri}: grant the account Storage access to its bucket") from None
+    except exceptions.NotFound as e:
+        if "bucket" in str(e).lower():
+            raise InputError(f"the bucket of {uri} does not exist: create it or fix the path") from None
+        raise
+
+
+def refuse_file(uri: str, flag: str) -> None:
+    """InputError when a path meant to be a folder is an existing file."""
+    if not is_gcs(uri) and os.path.exists(uri) and not os.path.isdir(uri):
+        raise InputError(f"{flag} {uri} is an existing file; give a folder path")
+
+
 def read_bytes(uri: str) -> bytes:
     if is_gcs(uri):
-        return _blob(uri).download_as_bytes()
+        with _gcs_errors(uri):
+            return _blob(uri).download_as_bytes()
     with open(uri, "rb") as f:
         return f.read()
 
@@ -70,7 +108,8 @@ def read_text(uri: str) -> str:
 def write_bytes(uri: str, data: bytes) -> None:
     """Write all of ``data`` or nothing: readers never see a partial file."""
     if is_gcs(uri):
-        _blob(uri).upload_from_string(data)
+        with _gcs_errors(uri):
+            _blob(uri).upload_from_string(data)
         return
     folder = os.path.dirname(os.path.abspath(uri))
     os.makedirs(folder, exist_ok=True)
@@ -108,8 +147,10 @@ def list_files(prefix: str, pattern: str = "*", limit: int | None = None) -> Ite
     if is_gcs(prefix):
         bucket, name = split_gcs(prefix)
         name = name.rstrip("/") + "/" if name else ""
-        blobs = _client().list_blobs(bucket, prefix=name, max_results=None)
-        found = sorted(f"gs://{bucket}/{b.name}" for b in blobs if fnmatch.fnmatch(b.name.rsplit("/", 1)[-1], pattern))
+        with _gcs_errors(prefix):
+            # With no pattern to match, a limit can go to the server (is_dir asks for one object).
+            blobs = _client().list_blobs(bucket, prefix=name, max_results=limit if pattern == "*" else None)
+            found = sorted(f"gs://{bucket}/{b.name}" for b in blobs if fnmatch.fnmatch(b.name.rsplit("/", 1)[-1], pattern))
     else:
         found = sorted(
             os.path.join(root, f)

@@ -5,7 +5,6 @@ TensorFlow is imported only when the command runs, so ``senclr evaluate --help``
 
 from __future__ import annotations
 
-import os
 
 import click
 
@@ -37,7 +36,7 @@ def headline(result: dict, report_path: str) -> str:
               help="Patches per head-training step.")
 @click.option("--learning-rate", default=DEFAULT_LEARNING_RATE, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Peak Adam learning rate of the head (cosine decay).")
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the head, the random encoder and the shuffling (both runs use it).")
 def evaluate(data, model_dir, out, epochs, batch_size, learning_rate, seed):
     """Water segmentation on the frozen S1 encoder: IoU report.
@@ -48,7 +47,6 @@ def evaluate(data, model_dir, out, epochs, batch_size, learning_rate, seed):
     """
     out = out or storage.join(model_dir, "evaluation")
     check_out(out)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide C++ banner noise
     from senclr.evaluate.report import write_report
     from senclr.evaluate.segmentation import compare
 

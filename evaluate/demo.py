@@ -13,6 +13,7 @@ import time
 
 import click
 
+from senclr import storage
 from senclr.errors import InputError
 
 MARKER = ".senclr-demo"
@@ -25,6 +26,7 @@ PROFILES = {
 
 def prepare_workdir(workdir: str) -> None:
     """A fresh folder: new, empty, or one an earlier demo made (its content is replaced)."""
+    storage.refuse_file(workdir, "--workdir")
     if os.path.isdir(workdir) and os.listdir(workdir):
         if not os.path.exists(os.path.join(workdir, MARKER)):
             raise InputError(f"--workdir {workdir} is not empty and was not made by `senclr demo`: choose another folder")
@@ -81,7 +83,7 @@ def _fmt(v) -> str:
 @click.command()
 @click.option("--workdir", default="senclr-demo", show_default=True, help="Folder for every stage's output (made fresh).")
 @click.option("--quick", is_flag=True, help="Smaller run: about 40 s on 2 cores instead of about 3 minutes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every stage.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every stage.")
 def demo(workdir, quick, seed):
     """Run export -> preprocess -> train -> evaluate on synthetic data and print the headline numbers."""
     s = run_demo(workdir, quick, seed)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import numpy as np
 
 from senclr import __version__, storage
-from senclr.errors import InputError
 
 FILES = ("comparison.png", "metrics.json", "report.md")
 ENCODERS = (("pretrained", "pre-trained (senclr)"), ("random", "random init"))
@@ -24,8 +22,7 @@ SAME = 0.01  # water-IoU differences below this are read as "no difference"
 
 def check_out(out: str) -> None:
     """InputError before any work when ``out`` cannot be a folder."""
-    if not storage.is_gcs(out) and os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(f"output {out} is an existing file; give a folder path with --out")
+    storage.refuse_file(out, "--out")
 
 
 def _fmt(v) -> str:

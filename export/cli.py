@@ -24,7 +24,7 @@ def export():
 @export.command()
 @click.option("--out", required=True, help="Folder or gs:// prefix for the raw archive (new or empty).")
 @click.option("--pairs", default=256, show_default=True, type=int, help="Number of pairs to write.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, byte-identical archive.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Same seed, byte-identical archive.")
 @click.option("--patch-size", default=32, show_default=True, type=int, help="Patch side in 10 m pixels (even, 8-1024).")
 @click.option("--s2-level", default="l1c", show_default=True, type=click.Choice(list(S2_BANDS), case_sensitive=False),
               help="l1c: 13 TOA bands incl. B10; l2a: 12 surface-reflectance bands.")

@@ -5,21 +5,15 @@ TensorFlow is imported only when the command runs, so ``senclr train --help`` st
 
 from __future__ import annotations
 
-import os
 
 import click
 
-from senclr.errors import InputError
+from senclr.models.checks import preflight
 
 
-def parse_bands(value: str | None, sensor: str) -> list[str] | None:
+def parse_bands(value: str | None) -> list[str] | None:
     """'VV, VH' -> ['VV', 'VH']; None (option not given) means every band of the dataset."""
-    if value is None:
-        return None
-    bands = [b.strip() for b in value.split(",") if b.strip()]
-    if not bands:
-        raise InputError(f"--{sensor}-bands is empty; name bands like VV,VH or leave the option out for all")
-    return bands
+    return None if value is None else [b.strip() for b in value.split(",") if b.strip()]
 
 
 def summary(result: dict) -> str:
@@ -48,20 +42,20 @@ def summary(result: dict) -> str:
 @click.option("--proj-dim", default=64, show_default=True, type=int, help="Size of the embedding the loss compares.")
 @click.option("--s1-bands", default=None, help="Comma-separated S1 bands to use, e.g. VV,VH. Default: all.")
 @click.option("--s2-bands", default=None, help="Comma-separated S2 bands to use, e.g. B2,B3,B4,B8. Default: all.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and shuffling.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for weights and shuffling.")
+@click.option("--overwrite", is_flag=True, help="Replace the model (and its evaluation/) already in --model-dir.")
 def train(data, model_dir, epochs, batch_size, learning_rate, temperature, width, proj_dim,
-          s1_bands, s2_bands, seed):
+          s1_bands, s2_bands, seed, overwrite):
     """Pre-train the S1/S2 dual encoder with cross-modal NT-Xent.
 
     The S1 and S2 patches of one place are a positive pair; the other pairs of the batch are
     negatives. Saves s1_encoder.keras, s2_encoder.keras and config.json to --model-dir.
     """
-    bands1, bands2 = parse_bands(s1_bands, "s1"), parse_bands(s2_bands, "s2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide C++ banner noise
+    bands1, bands2 = parse_bands(s1_bands), parse_bands(s2_bands)
+    hyper = dict(epochs=epochs, learning_rate=learning_rate, temperature=temperature, width=width, proj_dim=proj_dim)
+    preflight(data, model_dir, overwrite, batch_size, bands1, bands2, **hyper)  # before TensorFlow loads
     from senclr.models.train import train as run_training
 
-    result = run_training(
-        data, model_dir, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        temperature=temperature, width=width, proj_dim=proj_dim, s1_bands=bands1, s2_bands=bands2, seed=seed,
-    )
+    result = run_training(data, model_dir, batch_size=batch_size, s1_bands=bands1, s2_bands=bands2, seed=seed,
+                          overwrite=overwrite, **hyper)
     click.echo(summary(result))

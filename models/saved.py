@@ -25,15 +25,9 @@ def encoder_file(sensor: str) -> str:
     return f"{sensor}_encoder.keras"
 
 
-def check_model_dir(model_dir: str) -> None:
-    """InputError when ``model_dir`` cannot become a model folder (it is an existing file)."""
-    if not storage.is_gcs(model_dir) and os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise InputError(f"model dir {model_dir} is an existing file; give a folder path")
-
-
 def save(model_dir: str, s1_encoder: keras.Model, s2_encoder: keras.Model, config: dict) -> None:
     """Write both encoders, then ``config`` as config.json; each file appears whole or not at all."""
-    check_model_dir(model_dir)
+    storage.refuse_file(model_dir, "--model-dir")
     storage.makedirs(model_dir)
     storage.remove(storage.join(model_dir, CONFIG))  # config.json marks a finished model
     with tempfile.TemporaryDirectory(prefix="senclr-save-") as tmp:

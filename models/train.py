@@ -1,7 +1,7 @@
 """Pre-train the S1/S2 dual encoder on a senclr dataset and save the encoders.
 
-Every argument is checked before TensorFlow does any work, so bad input fails in a second with
-a message saying how to fix it, and nothing is written to the model dir until training is done.
+Every argument is checked (``checks.preflight``) before any training, with a message saying how to
+fix it, and nothing is written to the model dir until training is done.
 """
 
 from __future__ import annotations
@@ -13,49 +13,12 @@ import keras
 import tensorflow as tf
 
 from senclr import __version__, storage
-from senclr import manifest as manifest_lib
-from senclr.dataset import band_indices, count
+from senclr.dataset import count
 from senclr.dataset_tf import make_dataset
-from senclr.errors import InputError
 from senclr.models import saved
+from senclr.models.checks import check_split_size, preflight
 from senclr.models.dual_encoder import DualEncoder
 from senclr.models.encoders import DOWNSAMPLE, build_encoder, feature_channels
-
-
-def check_hyperparameters(epochs, batch_size, learning_rate, temperature, width, proj_dim) -> None:
-    """InputError naming the first out-of-range value and what would be valid."""
-    rules = [
-        (epochs >= 1, f"epochs must be >= 1, got {epochs}"),
-        (batch_size >= 2, f"batch size must be >= 2 (a pair needs another pair as negative), got {batch_size}"),
-        (learning_rate > 0, f"learning rate must be > 0, got {learning_rate}"),
-        (temperature > 0, f"temperature must be > 0 (0.1 is usual), got {temperature}"),
-        (width >= 1, f"width must be >= 1, got {width}"),
-        (proj_dim >= 1, f"projection dim must be >= 1, got {proj_dim}"),
-    ]
-    for ok, message in rules:
-        if not ok:
-            raise InputError(message)
-
-
-def resolve_bands(manifest: dict, sensor: str, wanted) -> list[str]:
-    """Band names to train on: all of the dataset's when ``wanted`` is None; InputError if absent."""
-    if wanted is not None and not list(wanted):
-        raise InputError(f"no {sensor.upper()} bands given; name at least one, or leave the option out for all")
-    idx = band_indices(manifest, sensor, None if wanted is None else list(wanted))
-    return [manifest["bands"][sensor][i] for i in idx]
-
-
-def check_split_size(manifest: dict, data: str, batch_size: int, replicas: int) -> int:
-    """Records in the train split, which must fill at least one batch evenly split over replicas."""
-    n = count(manifest, "train")
-    if n < batch_size:
-        raise InputError(
-            f"{data} has {n} training pairs, fewer than one batch of {batch_size}; "
-            f"lower --batch-size or build a larger dataset"
-        )
-    if batch_size % replicas:
-        raise InputError(f"batch size {batch_size} does not split evenly over {replicas} replicas")
-    return n
 
 
 def pair_batches(data, split, manifest, s1_bands, s2_bands, batch_size, seed=None):
@@ -109,6 +72,7 @@ def train(
     s1_bands=None,
     s2_bands=None,
     seed: int = 0,
+    overwrite: bool = False,
     progress: bool = True,
     strategy: tf.distribute.Strategy | None = None,
 ) -> dict:
@@ -117,10 +81,8 @@ def train(
     Validation runs on the val split when it holds at least one batch. Returns the saved config
     (with ``history``, per-epoch metrics) plus ``model_dir``.
     """
-    check_hyperparameters(epochs, batch_size, learning_rate, temperature, width, proj_dim)
-    saved.check_model_dir(model_dir)
-    m = manifest_lib.read(data, kind="dataset")
-    b1, b2 = resolve_bands(m, "s1", s1_bands), resolve_bands(m, "s2", s2_bands)
+    m, b1, b2 = preflight(data, model_dir, overwrite, batch_size, s1_bands, s2_bands, epochs=epochs,
+                          learning_rate=learning_rate, temperature=temperature, width=width, proj_dim=proj_dim)
     strategy = strategy or tf.distribute.get_strategy()
     n_train = check_split_size(m, data, batch_size, strategy.num_replicas_in_sync)
 
@@ -157,5 +119,7 @@ def train(
         "replicas": strategy.num_replicas_in_sync,
         "history": history_lists(history),
     }
+    if overwrite:
+        storage.remove_tree(model_dir)  # also an old evaluation/ that no longer describes this model
     saved.save(model_dir, model.s1_encoder, model.s2_encoder, config)
     return {**config, "model_dir": model_dir}

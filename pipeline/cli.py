@@ -14,7 +14,7 @@ import click
 @click.option("--split", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions (by place).")
 @click.option("--cell-deg", type=float, default=0.25, show_default=True, help="Size in degrees of the cells that decide splits.")
 @click.option("--shard-mb", type=float, default=100.0, show_default=True, help="Target size of one TFRecord shard.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split assignment.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the split assignment.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def preprocess(input_, output, beam_args, **kwargs):

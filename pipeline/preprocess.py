@@ -7,10 +7,12 @@ the usual Beam flags passed after ``--``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import create_runner
 
 from senclr import manifest as manifest_lib
 from senclr import raw_archive, storage
@@ -31,6 +33,21 @@ def unknown_beam_flags(flags: list[str]) -> list[str]:
     return unknown
 
 
+def check_beam_flags(flags: list[str]) -> None:
+    unknown = unknown_beam_flags(flags)
+    if unknown:
+        raise InputError(
+            f"Beam does not know the pipeline flags {unknown}; known ones are those of "
+            "apache_beam.options.pipeline_options, e.g. --runner, --project, --region, --temp_location, --direct_num_workers"
+        )
+    runner = PipelineOptions(flags).view_as(StandardOptions).runner
+    if runner:
+        try:
+            create_runner(runner)
+        except ValueError as e:
+            raise InputError(f"--runner {runner}: {e}") from None
+
+
 def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int, shard_mb: float) -> dict:
     """Shard counts that put about ``shard_mb`` MB in each file, estimated from the input size."""
     record_bytes = patch_size * patch_size * (_FIXED_BYTES_PER_PIXEL + 2 * n_s2) + 200
@@ -38,11 +55,29 @@ def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int,
     return {name: max(1, math.ceil(n_pairs * f / per_shard)) for name, f in zip(SPLITS, fractions)}
 
 
-def _check_output(output: str, overwrite: bool) -> None:
+def _norm(uri: str) -> str:
+    return uri.rstrip("/") if storage.is_gcs(uri) else os.path.abspath(uri)
+
+
+def _staging(input_: str, output: str, overwrite: bool) -> str:
+    """Where to build the dataset: beside a local output (swapped in when finished), so a failed
+    rerun never costs the old dataset; on gs:// (no rename) the output itself."""
+    i, o = _norm(input_), _norm(output)
+    if i == o or i.startswith(o + "/") or o.startswith(i + "/"):
+        raise InputError(f"--input {input_} and --output {output} overlap: write the dataset to a separate folder")
+    storage.refuse_file(output, "--output")
     if storage.is_dir(output) and any(True for _ in storage.list_files(output, limit=1)):
         if not overwrite:
             raise InputError(f"output {output} already exists and is not empty: choose a new folder or pass --overwrite")
+        if storage.is_gcs(output):
+            storage.remove_tree(output)
+    return output if storage.is_gcs(output) else f"{o}.partial-{os.getpid()}"
+
+
+def _publish(stage: str, output: str) -> None:
+    if stage != output:
         storage.remove_tree(output)
+        os.replace(stage, output)
 
 
 def _raw_inputs(input_: str) -> tuple[dict, list[str]]:
@@ -70,15 +105,12 @@ def preprocess(
 ) -> dict:
     """Run the pipeline to completion and return the dataset manifest.
 
-    Nothing is left behind on failure: the output is removed unless the manifest was written.
+    Nothing is left behind on failure. A local dataset is built beside its destination and swapped
+    in when finished, so a failed ``--overwrite`` rerun keeps the old one; on gs:// the old one is
+    removed first.
     """
     beam_args = list(beam_args or [])
-    unknown = unknown_beam_flags(beam_args)
-    if unknown:
-        raise InputError(
-            f"Beam does not know the pipeline flags {unknown}; known ones are those of "
-            "apache_beam.options.pipeline_options, e.g. --runner, --project, --region, --temp_location, --direct_num_workers"
-        )
+    check_beam_flags(beam_args)
     for name, value in (("--min-clear", min_clear), ("--cs-threshold", cs_threshold), ("--max-nodata", max_nodata)):
         if not 0 <= value <= 1:
             raise InputError(f"{name} must be between 0 and 1, got {value}")
@@ -89,7 +121,7 @@ def preprocess(
     except ValueError as e:
         raise InputError(str(e)) from None
     raw, uris = _raw_inputs(input)
-    _check_output(output, overwrite)
+    stage = _staging(input, output, overwrite)
 
     s1_bands, s2_bands = raw["bands"]["s1"], raw["bands"]["s2"]
     patch_size = int(raw.get("patch_size") or 0) or None
@@ -106,20 +138,20 @@ def preprocess(
         normalisation="clip to [p1, p99] per band, then (x - mean) / std; statistics over all kept patches",
         counts={"read": len(uris), "kept": 0, "rejected": {}},
     )
-    storage.makedirs(output)
+    storage.makedirs(stage)
     try:
         with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
             pairs, unreadable = p | "ListPairs" >> beam.Create(uris) | "Read" >> transforms.ReadRawPairs()
             kept, dropped = pairs | "Filter" >> transforms.FilterPairs(cfg)
             rejected = (unreadable, dropped) | "Rejected" >> beam.Flatten()
             stats = transforms.band_stats(kept, s1_bands, s2_bands)
-            shards = kept | "Write" >> transforms.WriteDataset(output, cell_deg, fractions, seed, num_shards)
-            _ = (shards, stats, rejected) | "Finish" >> transforms.WriteManifest(output, base)
-        m = manifest_lib.read(output, kind="dataset")
+            shards = kept | "Write" >> transforms.WriteDataset(stage, cell_deg, fractions, seed, num_shards)
+            _ = (shards, stats, rejected) | "Finish" >> transforms.WriteManifest(stage, base)
+        m = manifest_lib.read(stage, kind="dataset")
+        if m["counts"]["kept"] == 0:
+            raise InputError(f"all {len(uris)} pairs were rejected ({m['counts']['rejected']}); loosen --min-clear or check the input")
     except BaseException:
-        storage.remove_tree(output)
+        storage.remove_tree(stage)
         raise
-    if m["counts"]["kept"] == 0:
-        storage.remove_tree(output)
-        raise InputError(f"all {len(uris)} pairs were rejected ({m['counts']['rejected']}); loosen --min-clear or check the input")
+    _publish(stage, output)
     return m

@@ -151,6 +151,11 @@ def test_manifest_read_errors(tmp_path):
     (tmp_path / "manifest.json").write_text("[1, 2")
     with pytest.raises(manifest.ManifestError, match="not valid JSON"):
         manifest.read(str(tmp_path))
+    (tmp_path / "manifest.json").unlink()
+    (tmp_path / "manifest.json").mkdir()
+    with pytest.raises(manifest.ManifestError, match="cannot be read"):
+        manifest.read(str(tmp_path))
+    (tmp_path / "manifest.json").rmdir()
     m = _valid_dataset_manifest(tmp_path)
     with pytest.raises(manifest.ManifestError, match="expected a 'raw' manifest"):
         manifest.read(str(tmp_path), kind="raw")
@@ -161,6 +166,10 @@ def test_manifest_read_errors(tmp_path):
 def test_manifest_never_stores_secrets():
     params = {"project": "p", "ee_credentials": "/home/me/key.json", "access_token": "ya29", "seed": 1}
     assert manifest.scrub(params) == {"project": "p", "seed": 1}
+    flags = ["--runner", "DataflowRunner", "--s3_secret_access_key", "SUPERSECRET", "--azure_connection_string=AccountKey=abc",
+             "--service_account_key_file", "/k.json", "--num_workers=2"]
+    kept = manifest.scrub({"beam_args": flags})["beam_args"]
+    assert kept == ["--runner", "DataflowRunner", "--num_workers=2"]
 
 
 @pytest.mark.skipif(not CHIP.exists(), reason="real Sen1Floods11 chip not present (../shared/data)")
@@ -180,3 +189,23 @@ def test_sen1floods11_chip_loads_as_one_pair_on_one_grid():
     s2_on_water = pair.s2[..., 7][pair.labels["water"] == 1].mean()
     s2_on_land = pair.s2[..., 7][pair.labels["water"] == 0].mean()
     assert s2_on_water < s2_on_land  # NIR is dark over water: the sensors agree on one grid
+
+
+def test_geotiff_pair_in_utm_gets_lonlat_centre_and_valid_json(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from senclr.raw_geotiff import read_geotiff_pair
+
+    tr = from_origin(500000, 5000000, 10, 10)  # EPSG:32631: the centre is near 3 E, 45.15 N
+    for name, count, dtype in (("X_1_S1Hand.tif", 2, "float32"), ("X_1_S2Hand.tif", 13, "uint16")):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=16, height=16, count=count, dtype=dtype, crs="EPSG:32631", transform=tr) as d:
+            d.write(np.ones((count, 16, 16), dtype))
+    pair = read_geotiff_pair(str(tmp_path / "X_1_S1Hand.tif"), str(tmp_path / "X_1_S2Hand.tif"))
+    assert pair.meta.lon == pytest.approx(3.0, abs=0.01) and pair.meta.lat == pytest.approx(45.153, abs=0.001)
+    raw_archive.write_pair(str(tmp_path / "raw"), pair)
+    [uri] = raw_archive.list_pairs(str(tmp_path / "raw"))
+    text = open(uri).read()
+    assert "NaN" not in text and json.loads(text)["dt_hours"] is None
+    back = raw_archive.read_pair(uri)
+    assert np.isnan(back.meta.s2_cloud_pct) and np.isnan(back.meta.dt_hours)

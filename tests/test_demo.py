@@ -23,10 +23,14 @@ def test_help_lists_every_command_without_loading_stages():
     assert all(name in r.output for name in COMMANDS)
 
 
-def test_unknown_command_and_flag_exit_2():
+def test_unknown_command_and_flag_exit_2(tmp_path):
     runner = CliRunner()
     assert runner.invoke(cli, ["frobnicate"]).exit_code == 2
     assert runner.invoke(cli, ["demo", "--fast"]).exit_code == 2
+    assert runner.invoke(cli, ["demo", "--seed", "-1"]).exit_code == 2
+    (tmp_path / "f").write_text("x")
+    r = runner.invoke(cli, ["demo", "--workdir", str(tmp_path / "f")])
+    assert r.exit_code == 2 and "existing file" in r.output
 
 
 def test_demo_refuses_a_foreign_folder(tmp_path):

@@ -286,3 +286,35 @@ def test_mirrored_two_replicas_match_one_device():
     assert r["retrieval_acc"][1] == pytest.approx(r["retrieval_acc"][0])
     assert r["update"] > 1e-3  # the step really moved the weights...
     assert r["weight_diff"] < 1e-5  # ...by the same amount on both
+
+
+def test_nonempty_model_dir_needs_overwrite(tiny, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    r = CliRunner().invoke(cli, ["train", "--data", tiny, "--model-dir", str(mine), "--epochs", "1"])
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_the_whole_model_dir(tiny, tmp_path):
+    out = tmp_path / "model"
+    train(tiny, str(out), epochs=1, batch_size=4, width=4, proj_dim=4, progress=False)
+    (out / "evaluation").mkdir()
+    (out / "evaluation" / "report.md").write_text("about the old model")
+    train(tiny, str(out), epochs=1, batch_size=4, width=4, proj_dim=4, progress=False, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "s1_encoder.keras", "s2_encoder.keras"]
+
+
+def test_bad_input_fails_before_tensorflow_loads(tiny, tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        from click.testing import CliRunner
+        from senclr.cli import cli
+        r = CliRunner().invoke(cli, ["train", "--data", {tiny!r}, "--model-dir", {str(tmp_path / "m")!r}, "--s2-bands", "B13"])
+        assert r.exit_code == 2, r.output
+        print("tensorflow" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

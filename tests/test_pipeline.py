@@ -172,6 +172,32 @@ def test_all_rejected_is_an_error_with_reasons(tmp_path, pairs):
     assert not (tmp_path / "ds").exists()
 
 
+def test_overwrite_never_touches_input_and_keeps_old_dataset_on_failure(tmp_path, broken_archive, monkeypatch):
+    runner = CliRunner()
+    for out in (broken_archive, os.path.join(broken_archive, "ds"), str(tmp_path)):
+        r = runner.invoke(cli, ["preprocess", "--input", broken_archive, "--output", out, "--overwrite"])
+        assert r.exit_code == 2 and "overlap" in r.output, out
+    assert len(os.listdir(os.path.join(broken_archive, "pairs"))) == 60
+    (tmp_path / "afile").write_text("x")
+    r = runner.invoke(cli, ["preprocess", "--input", broken_archive, "--output", str(tmp_path / "afile")])
+    assert r.exit_code == 2 and "existing file" in r.output
+    r = runner.invoke(cli, ["preprocess", "--input", broken_archive, "--output", str(tmp_path / "x"), "--", "--runner", "NoSuchRunner"])
+    assert r.exit_code == 2 and "NoSuchRunner" in r.output
+
+    out = str(tmp_path / "ds")
+    preprocess(broken_archive, out, cell_deg=1.0)
+    before = open(os.path.join(out, "manifest.json")).read()
+
+    def boom(*a, **k):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(transforms.WriteShardFn, "process", boom)
+    with pytest.raises(Exception, match="worker lost"):
+        preprocess(broken_archive, out, cell_deg=1.0, overwrite=True)
+    assert open(os.path.join(out, "manifest.json")).read() == before
+    assert sorted(os.listdir(tmp_path)) == ["afile", "ds", "raw"]  # no staging folder left
+
+
 def test_existing_output_needs_overwrite(tmp_path, broken_archive):
     out = tmp_path / "ds"
     out.mkdir()
