@@ -173,7 +173,7 @@ def test_manifest_never_stores_secrets():
 
 
 @pytest.mark.skipif(not CHIP.exists(), reason="real Sen1Floods11 chip not present (../shared/data)")
-def test_sen1floods11_chip_loads_as_one_pair_on_one_grid():
+def test_sen1floods11_chip_loads_as_one_pair_on_one_grid(tmp_path):
     from senclr.raw_geotiff import read_geotiff_pair
 
     pair = read_geotiff_pair(
@@ -189,6 +189,11 @@ def test_sen1floods11_chip_loads_as_one_pair_on_one_grid():
     s2_on_water = pair.s2[..., 7][pair.labels["water"] == 1].mean()
     s2_on_land = pair.s2[..., 7][pair.labels["water"] == 0].mean()
     assert s2_on_water < s2_on_land  # NIR is dark over water: the sensors agree on one grid
+    raw_archive.write_pair(str(tmp_path), pair)  # and it travels through the raw archive unchanged
+    back = raw_archive.read_pair(raw_archive.list_pairs(str(tmp_path))[0])
+    assert back.meta.to_json() == pair.meta.to_json()  # (NaN cloud % is not equal to itself)
+    np.testing.assert_array_equal(back.s1, pair.s1)
+    np.testing.assert_array_equal(back.labels["water"], pair.labels["water"])
 
 
 def test_geotiff_pair_in_utm_gets_lonlat_centre_and_valid_json(tmp_path):
