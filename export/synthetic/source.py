@@ -17,6 +17,7 @@ from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.errors import InputError
+from senclr.export.utm import lonlat_to_utm, mgrs_tile, utm_epsg, utm_to_lonlat, utm_zone
 from senclr.pair import PairMeta, PatchPair, make_pair_id
 from senclr.raw_archive import PAIRS_DIR, write_pair
 
@@ -26,58 +27,6 @@ from .world import labels, make_world
 DEFAULT_REGION = (2.0, 43.0, 12.0, 51.0)  # W, S, E, N: France, Switzerland, southern Germany, N Italy
 PIXEL_M = 10.0
 COMMAND = "export synthetic"
-
-# WGS84 and the Krüger series of the transverse Mercator projection (exact to ~1 mm in a zone).
-_A, _F, _K0 = 6378137.0, 1 / 298.257223563, 0.9996
-_N = _F / (2 - _F)
-_RECT = _A / (1 + _N) * (1 + _N**2 / 4 + _N**4 / 64)
-_ALPHA = (_N / 2 - 2 * _N**2 / 3 + 5 * _N**3 / 16, 13 * _N**2 / 48 - 3 * _N**3 / 5, 61 * _N**3 / 240)
-_BETA = (_N / 2 - 2 * _N**2 / 3 + 37 * _N**3 / 96, _N**2 / 48 + _N**3 / 15, 17 * _N**3 / 480)
-_DELTA = (2 * _N - 2 * _N**2 / 3 - 2 * _N**3, 7 * _N**2 / 3 - 8 * _N**3 / 5, 56 * _N**3 / 15)
-
-
-def utm_zone(lon: float, lat: float) -> int:
-    """UTM zone number, with the Norway and Svalbard exceptions."""
-    zone = int((lon + 180) // 6) % 60 + 1
-    if 56 <= lat < 64 and 3 <= lon < 12:
-        return 32
-    if 72 <= lat < 84 and 0 <= lon < 42:
-        return {0: 31, 1: 33, 2: 33, 3: 35, 4: 35, 5: 37, 6: 37}[int(lon // 6)]
-    return zone
-
-
-def utm_epsg(zone: int, lat: float) -> int:
-    return (32600 if lat >= 0 else 32700) + zone
-
-
-def lonlat_to_utm(lon: float, lat: float, zone: int, north: bool) -> tuple[float, float]:
-    """(easting, northing) in metres of a WGS84 lon/lat in the given UTM zone."""
-    phi, dlam = math.radians(lat), math.radians(lon - (6 * zone - 183))
-    c = 2 * math.sqrt(_N) / (1 + _N)
-    t = math.sinh(math.atanh(math.sin(phi)) - c * math.atanh(c * math.sin(phi)))
-    xi, eta = math.atan2(t, math.cos(dlam)), math.atanh(math.sin(dlam) / math.sqrt(1 + t * t))
-    e = eta + sum(a * math.cos(2 * j * xi) * math.sinh(2 * j * eta) for j, a in enumerate(_ALPHA, 1))
-    n = xi + sum(a * math.sin(2 * j * xi) * math.cosh(2 * j * eta) for j, a in enumerate(_ALPHA, 1))
-    return 500000.0 + _K0 * _RECT * e, (0.0 if north else 10_000_000.0) + _K0 * _RECT * n
-
-
-def utm_to_lonlat(easting: float, northing: float, zone: int, north: bool) -> tuple[float, float]:
-    """Inverse of ``lonlat_to_utm``."""
-    xi = (northing - (0.0 if north else 10_000_000.0)) / (_K0 * _RECT)
-    eta = (easting - 500000.0) / (_K0 * _RECT)
-    xi1 = xi - sum(b * math.sin(2 * j * xi) * math.cosh(2 * j * eta) for j, b in enumerate(_BETA, 1))
-    eta1 = eta - sum(b * math.cos(2 * j * xi) * math.sinh(2 * j * eta) for j, b in enumerate(_BETA, 1))
-    chi = math.asin(math.sin(xi1) / math.cosh(eta1))
-    phi = chi + sum(d * math.sin(2 * j * chi) for j, d in enumerate(_DELTA, 1))
-    return (6 * zone - 183) + math.degrees(math.atan2(math.sinh(eta1), math.cos(xi1))), math.degrees(phi)
-
-
-def mgrs_tile(zone: int, lat: float, easting: float, northing: float) -> str:
-    """Sentinel-2 tile name (MGRS 100 km square), e.g. '31UDQ' for Paris."""
-    band = "CDEFGHJKLMNPQRSTUVWX"[min(max(int((lat + 80) // 8), 0), 19)]
-    col = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")[(zone - 1) % 3][int(easting // 100000) - 1]
-    row = "ABCDEFGHJKLMNPQRSTUV"[(int(northing // 100000) + (5 if zone % 2 == 0 else 0)) % 20]
-    return f"{zone:02d}{band}{col}{row}"
 
 
 def place(i: int, seed: int, region: tuple[float, float, float, float]) -> tuple[float, float]:
