@@ -43,5 +43,9 @@ def synthetic(out, pairs, seed, patch_size, s2_level, overwrite):
     )
 
 
-# Earth Engine commands (plan / run / status / cancel) join this group in a later issue; they must
-# import `ee` inside the command body so `senclr export synthetic` keeps working without it.
+# Earth Engine commands import `ee` and Beam inside their bodies, so `senclr export synthetic`
+# and `senclr export --help` never load them.
+from senclr.export.ee_cli import COMMANDS  # noqa: E402
+
+for _command in COMMANDS:
+    export.add_command(_command)

@@ -11,11 +11,11 @@ import os
 from dataclasses import asdict
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.runners.runner import create_runner
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from senclr import manifest as manifest_lib
 from senclr import raw_archive, storage
+from senclr.beam_flags import check_beam_flags
 from senclr.errors import InputError
 from senclr.pipeline import filters, transforms
 from senclr.pipeline.split import parse_fractions
@@ -23,29 +23,6 @@ from senclr.schema import SCHEMA_VERSION, SPLITS
 
 # Bytes per pixel of a stored record: S1 2 x float16, cs_cdf float16, labels 2 x 1 byte.
 _FIXED_BYTES_PER_PIXEL = 2 * 2 + 2 + 2
-
-
-def unknown_beam_flags(flags: list[str]) -> list[str]:
-    """Flags no Beam PipelineOptions class knows (Beam itself would only log and drop them)."""
-    parsers = []
-    PipelineOptions(flags).get_all_options(add_extra_args_fn=parsers.append)
-    _, unknown = parsers[0].parse_known_args(flags)
-    return unknown
-
-
-def check_beam_flags(flags: list[str]) -> None:
-    unknown = unknown_beam_flags(flags)
-    if unknown:
-        raise InputError(
-            f"Beam does not know the pipeline flags {unknown}; known ones are those of "
-            "apache_beam.options.pipeline_options, e.g. --runner, --project, --region, --temp_location, --direct_num_workers"
-        )
-    runner = PipelineOptions(flags).view_as(StandardOptions).runner
-    if runner:
-        try:
-            create_runner(runner)
-        except ValueError as e:
-            raise InputError(f"--runner {runner}: {e}") from None
 
 
 def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int, shard_mb: float) -> dict:

@@ -17,7 +17,8 @@ from senclr.cli import cli
 from senclr.dataset import iter_records
 from senclr.errors import InputError
 from senclr.pipeline import filters, split, transforms
-from senclr.pipeline.preprocess import preprocess, unknown_beam_flags
+from senclr.beam_flags import unknown_beam_flags
+from senclr.pipeline.preprocess import preprocess
 from senclr.pipeline.stats import BandStatsFn
 from tests.helpers import random_pair, write_raw_archive
 

@@ -1,0 +1,106 @@
+"""``senclr export plan|run|status|cancel``: Earth Engine exports from region and date arguments.
+
+Arguments are validated before any request, so bad input exits 2 having started nothing. ``ee``
+and Beam load only inside the commands.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import click
+
+from senclr import storage
+
+_COMMON = [
+    click.option("--region", required=True, help="W,S,E,N in degrees, or a GeoJSON file (Polygon, MultiPolygon, Feature, FeatureCollection)."),
+    click.option("--start", required=True, help="First day (ISO date, e.g. 2021-06-01)."),
+    click.option("--end", required=True, help="Day after the last one (exclusive, as Earth Engine's filterDate)."),
+    click.option("--out", required=True, help="Output prefix: gs://BUCKET/PATH (batch mode needs gs://) or a folder."),
+    click.option("--max-dt", "max_dt_days", default=3.0, show_default=True, type=float, help="Largest S1-S2 gap in days."),
+    click.option("--s2-collection", "s2_level", default="l1c", show_default=True, type=click.Choice(["l1c", "l2a"], case_sensitive=False),
+                 help="Sentinel-2 L1C (COPERNICUS/S2_HARMONIZED, 13 bands) or L2A (COPERNICUS/S2_SR_HARMONIZED, 12)."),
+    click.option("--s2-max-cloud", default=30.0, show_default=True, type=float, help="Largest scene CLOUDY_PIXEL_PERCENTAGE."),
+    click.option("--min-clear", default=0.8, show_default=True, type=float, help="Smallest share of Cloud Score+ clear pixels a patch should have (recorded for preprocessing)."),
+    click.option("--cs-threshold", default=0.6, show_default=True, type=float, help="cs_cdf at or above which a pixel is clear."),
+    click.option("--patch-size", default=128, show_default=True, type=int, help="Patch side in pixels (even, 16-1024)."),
+    click.option("--scale", default=10.0, show_default=True, type=float, help="Pixel size in metres on the S2 tile's UTM grid."),
+    click.option("--patches", default=1000, show_default=True, type=int, help="How many patch pairs to plan."),
+    click.option("--seed", default=0, show_default=True, type=int, help="Seed of the patch locations (same seed, same plan)."),
+    click.option("--project", default=None, help="Cloud project registered for Earth Engine."),
+    click.option("--max-concurrent", default=20, show_default=True, type=int, help="Most requests (high-volume) or tasks (batch) at once; high-volume at most 40 without --force."),
+    click.option("--ee-api-url", default=None, help="Earth Engine endpoint: standard, https://earthengine-highvolume.googleapis.com, or a local fake server."),
+    click.option("--ee-credentials", default="default", show_default=True, help="'default' (earthengine authenticate / gcloud ADC), 'none' (local fake only) or a service-account KEY.json."),
+    click.option("--force", is_flag=True, help="Allow a region beyond the size limit or more than 40 concurrent requests."),
+]
+
+
+def common(fn):
+    for option in reversed(_COMMON):
+        fn = option(fn)
+    return fn
+
+
+def _params(mode: str, **kwargs):
+    from .params import build_params
+
+    return build_params(mode=mode, **kwargs)
+
+
+@click.command()
+@common
+@click.option("--mode", default="highvolume", show_default=True, type=click.Choice(["batch", "highvolume"]), help="Which run the plan is for.")
+def plan(mode, **kwargs):
+    """Dry run: scenes, pairs, Δt distribution, requests or tasks, bytes; writes OUT/plan.json and OUT/plan.html. Starts nothing."""
+    params = _params(mode, **kwargs)
+    from .plan import make_plan, summary
+    from .plan_map import write_map
+    from .run import connect
+
+    connect(params)
+    result, s2, s1, pairings = make_plan(params)
+    storage.write_text(storage.join(params.out, "plan.json"), json.dumps(result, indent=1, sort_keys=True))
+    write_map(storage.join(params.out, "plan.html"), params.region, pairings, s2, s1)
+    click.echo(summary(result))
+    click.echo(f"plan: {storage.join(params.out, 'plan.json')}  map: {storage.join(params.out, 'plan.html')}")
+
+
+@click.command()
+@common
+@click.option("--mode", default="highvolume", show_default=True, type=click.Choice(["batch", "highvolume"]),
+              help="highvolume: computePixels from Beam, straight to --out; batch: Earth Engine export tasks to gs://.")
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
+def run(mode, beam_args, **kwargs):
+    """Export the planned pairs into --out (resumable: rerun the same command after any stop).
+
+    Beam flags for high-volume mode go after `--`, e.g. `-- --runner DataflowRunner ...`.
+    """
+    params = _params(mode, **kwargs)
+    from senclr.beam_flags import check_beam_flags
+
+    check_beam_flags(list(beam_args))
+    from .run import ExportIncomplete
+    from .run import run as run_export
+
+    try:
+        counts = run_export(params, list(beam_args))
+    except ExportIncomplete as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"done {counts['done']} of {counts['planned']} pairs into {params.out}")
+
+
+@click.command()
+@click.option("--out", required=True, help="The --out of an export run.")
+def status(out):
+    """Planned / done / failed / pending pairs of an export, with failure reasons."""
+    from .run import status as read_status
+
+    s = read_status(out)
+    c = s["counts"]
+    click.echo(f"{s['mode']} export at {out}: planned {c['planned']}, done {c['done']}, failed {c['failed']}, pending {c['pending']}")
+    for reason, n in sorted(s["failure_reasons"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {n} x {reason}")
+
+
+COMMANDS = (plan, run, status)

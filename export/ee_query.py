@@ -1,0 +1,162 @@
+"""Earth Engine expressions of the export: scene queries, server-side pairing, the pair image.
+
+Everything here builds ``ee`` objects and, where it says so, makes one ``getInfo`` call; nothing
+starts a task. The pure-Python policy in ``pairing.py`` is the reference the server-side join is
+checked against (``check_agreement``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import ee
+import shapely
+from shapely.geometry import mapping, shape
+
+from senclr.bands import CLOUD_SCORE_PLUS, S1_BANDS, S1_GRD, s2_collection
+from senclr.errors import InputError
+
+from .grid import Patch
+from .pairing import Pairing, Scene
+
+MAX_SCENES = 5000  # getInfo answers at most 5000 elements: beyond, ask for a smaller query
+S1_NODATA = -9999.0  # masked S1 pixels: outside the physical range, so preprocessing rejects them
+
+
+def ee_geometry(geom) -> ee.Geometry:
+    """A planar lon/lat geometry: a bbox drawn on a map is straight in lon/lat, not geodesic."""
+    return ee.Geometry(mapping(geom), None, False)
+
+
+def _date(d) -> str:
+    return d.isoformat()
+
+
+def s2_images(params) -> ee.ImageCollection:
+    return (
+        ee.ImageCollection(s2_collection(params.s2_level).ee_id)
+        .filterBounds(ee_geometry(params.region))
+        .filterDate(_date(params.start), _date(params.end))
+        .filter(ee.Filter.lte("CLOUDY_PIXEL_PERCENTAGE", params.s2_max_cloud))
+    )
+
+
+def s1_images(params) -> ee.ImageCollection:
+    """IW scenes with both VV and VH, over the dates widened by Δt on each side."""
+    pad = timedelta(days=params.max_dt_days)
+    return (
+        ee.ImageCollection(S1_GRD.ee_id)
+        .filterBounds(ee_geometry(params.region))
+        .filterDate(_date(params.start - pad), _date(params.end + pad))
+        .filter(ee.Filter.eq("instrumentMode", "IW"))
+        .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
+        .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH"))
+    )
+
+
+def _s2_row(img: ee.Image) -> ee.Feature:
+    return ee.Feature(img.geometry(), {
+        "id": img.get("system:index"), "time": img.get("system:time_start"),
+        "cloud_pct": img.get("CLOUDY_PIXEL_PERCENTAGE"), "tile": img.get("MGRS_TILE"),
+        "crs": img.select("B2").projection().crs(),
+    })
+
+
+def _s1_row(img: ee.Image) -> ee.Feature:
+    return ee.Feature(img.geometry(), {
+        "id": img.get("system:index"), "time": img.get("system:time_start"),
+        "orbit": img.get("orbitProperties_pass"), "relative_orbit": img.get("relativeOrbitNumber_start"),
+    })
+
+
+def scene_table(images: ee.ImageCollection, sensor: str) -> ee.List:
+    """At most MAX_SCENES + 1 scene rows (one more than allowed, to detect an oversized query)."""
+    rows = images.map(_s2_row if sensor == "s2" else _s1_row)
+    return ee.FeatureCollection(rows).toList(MAX_SCENES + 1)
+
+
+def parse_scenes(rows: list, sensor: str) -> list[Scene]:
+    """getInfo'd rows (GeoJSON features) -> Scenes; InputError when the query was too large."""
+    if len(rows) > MAX_SCENES:
+        raise InputError(
+            f"more than {MAX_SCENES} {sensor.upper()} scenes match the region and dates: "
+            "split the region or the date range into smaller exports"
+        )
+    scenes = []
+    for row in rows:
+        p = row["properties"]
+        scenes.append(Scene(
+            id=p["id"], time=datetime.fromtimestamp(p["time"] / 1000, timezone.utc),
+            footprint=shapely.make_valid(shape(row["geometry"])),
+            orbit=p.get("orbit"), relative_orbit=p.get("relative_orbit"),
+            cloud_pct=p.get("cloud_pct"), crs=p.get("crs"), tile=p.get("tile"),
+        ))
+    return sorted(scenes, key=lambda s: (s.time, s.id))
+
+
+def fetch_scenes(params) -> tuple[list[Scene], list[Scene]]:
+    """(S2 scenes, S1 scenes) of the export, in one getInfo call."""
+    both = ee.List([scene_table(s2_images(params), "s2"), scene_table(s1_images(params), "s1")]).getInfo()
+    return parse_scenes(both[0], "s2"), parse_scenes(both[1], "s1")
+
+
+def server_side_s1(pairings: list[Pairing], params) -> ee.List:
+    """For each pairing's patch and S2 time: the S1 scene Earth Engine's join picks.
+
+    saveBest accepts a single join condition, so the footprint condition (the S1 footprint
+    contains the patch) narrows the candidates per patch before the maxDifference join.
+    """
+    s1 = s1_images(params)
+    max_diff = ee.Filter.maxDifference(
+        difference=params.max_dt_hours * 3600 * 1000, leftField="system:time_start", rightField="system:time_start",
+    )
+    patches = ee.FeatureCollection([
+        ee.Feature(ee_geometry(p.patch.polygon), {"pair_id": p.pair_id, "system:time_start": int(p.s2.time.timestamp() * 1000)})
+        for p in pairings
+    ])
+
+    def best(patch: ee.Feature) -> ee.Feature:
+        candidates = s1.filter(ee.Filter.contains(leftField=".geo", rightValue=patch.geometry()))
+        joined = ee.Join.saveBest(matchKey="s1", measureKey="dt_ms").apply(ee.FeatureCollection([patch]), candidates, max_diff)
+        s1_id = ee.Algorithms.If(joined.size().gt(0), ee.Image(joined.first().get("s1")).get("system:index"), None)
+        return ee.Feature(None, {"pair_id": patch.get("pair_id"), "s1": s1_id})
+
+    return patches.map(best).aggregate_array("s1")
+
+
+def check_agreement(pairings: list[Pairing], params, chunk: int = 500) -> list[str]:
+    """Pair ids where Earth Engine's join picks another S1 scene than the Python policy."""
+    disagree = []
+    for i in range(0, len(pairings), chunk):
+        part = pairings[i : i + chunk]
+        picked = server_side_s1(part, params).getInfo()
+        disagree += [p.pair_id for p, s1 in zip(part, picked) if s1 != p.s1.id]
+    return disagree
+
+
+def pair_image(pairing: Pairing, s2_level: str) -> ee.Image:
+    """S1 VV/VH (float32 dB, bilinear), S2 bands (uint16), cs_cdf (float32): one stacked image.
+
+    Cloud Score+ shares ``system:index`` with the S2 scene it scores. Masked pixels are filled so
+    the NPY has no masked values: S2 with 0 (its no-data value), S1 with S1_NODATA.
+    """
+    s2_bands = list(s2_collection(s2_level).band_names)
+    s1 = ee.Image(f"{S1_GRD.ee_id}/{pairing.s1.id}").select(list(S1_BANDS)).resample("bilinear").unmask(S1_NODATA).toFloat()
+    s2 = ee.Image(f"{s2_collection(s2_level).ee_id}/{pairing.s2.id}").select(s2_bands).unmask(0).toUint16()
+    cs = ee.Image(f"{CLOUD_SCORE_PLUS.ee_id}/{pairing.s2.id}").select("cs_cdf").unmask(0).toFloat()
+    return s1.addBands(s2).addBands(cs)
+
+
+def pixels_request(pairing: Pairing, s2_level: str) -> dict:
+    """The computePixels request of one pair: the pair image on the patch's UTM grid, as NPY."""
+    p: Patch = pairing.patch
+    return {
+        "expression": pair_image(pairing, s2_level),
+        "fileFormat": "NPY",
+        "grid": {
+            "dimensions": {"width": p.size_px, "height": p.size_px},
+            "affineTransform": {"scaleX": p.scale, "shearX": 0, "translateX": p.x0,
+                                "shearY": 0, "scaleY": -p.scale, "translateY": p.y0},
+            "crsCode": p.crs,
+        },
+    }

@@ -1,0 +1,86 @@
+"""The export ledger under ``--out``: what was planned, what is done, what failed and why.
+
+    OUT/ledger/plan.json              the plan (arguments without credentials, every pair)
+    OUT/ledger/failed/<pair_id>.json  why a pair failed (after Earth Engine's own retries)
+    OUT/ledger/tasks/<name>.json      batch mode: one record per export task
+    OUT/pairs/<pair_id>.{npy,json}    done: the raw archive itself (the .json is written last)
+
+State is derived from files that are each written atomically, never from a list mutated in
+place, so a run killed at any point resumes by running the same command again.
+"""
+
+from __future__ import annotations
+
+import json
+
+from senclr import raw_archive, storage
+from senclr.errors import InputError
+
+LEDGER = "ledger"
+PLAN = "plan.json"
+
+
+def _uri(out: str, *parts: str) -> str:
+    return storage.join(out, LEDGER, *parts)
+
+
+def write_plan(out: str, plan: dict) -> None:
+    storage.write_text(_uri(out, PLAN), json.dumps(plan, indent=1, sort_keys=True))
+
+
+def read_plan(out: str) -> dict | None:
+    uri = _uri(out, PLAN)
+    return json.loads(storage.read_text(uri)) if storage.exists(uri) else None
+
+
+def check_same_plan(out: str, parameters: dict) -> dict | None:
+    """The plan already under ``out`` when it was made with the same arguments, else None.
+
+    A plan made with other arguments is refused: mixing two exports in one folder would make
+    neither resumable.
+    """
+    plan = read_plan(out)
+    if plan is None:
+        return None
+    if plan["parameters"] != parameters:
+        changed = sorted(k for k in set(plan["parameters"]) | set(parameters) if plan["parameters"].get(k) != parameters.get(k))
+        raise InputError(f"{out} holds an export planned with other arguments ({', '.join(changed)} differ): "
+                         "rerun with the same arguments to resume, or choose a new --out")
+    return plan
+
+
+def done_ids(out: str) -> set[str]:
+    """Pairs whose metadata (written last) is in the archive."""
+    return {uri.rsplit("/", 1)[-1][: -len(".json")] for uri in raw_archive.list_pairs(out)}
+
+
+def mark_failed(out: str, pair_id: str, reason: str, attempts: int = 1) -> None:
+    record = {"pair_id": pair_id, "reason": reason, "attempts": attempts}
+    storage.write_text(_uri(out, "failed", f"{pair_id}.json"), json.dumps(record, sort_keys=True))
+
+
+def failures(out: str) -> dict[str, dict]:
+    """{pair_id: failure record} for failed pairs that are not done since."""
+    done = done_ids(out)
+    found = {}
+    for uri in storage.list_files(_uri(out, "failed"), "*.json"):
+        record = json.loads(storage.read_text(uri))
+        if record["pair_id"] not in done:
+            found[record["pair_id"]] = record
+    return found
+
+
+def save_task(out: str, name: str, record: dict) -> None:
+    storage.write_text(_uri(out, "tasks", f"{name}.json"), json.dumps(record, indent=1, sort_keys=True))
+
+
+def tasks(out: str) -> dict[str, dict]:
+    return {uri.rsplit("/", 1)[-1][:-5]: json.loads(storage.read_text(uri)) for uri in storage.list_files(_uri(out, "tasks"), "*.json")}
+
+
+def counts(out: str, plan: dict) -> dict:
+    """planned / done / failed / pending, from the files alone."""
+    planned = {p["pair_id"] for p in plan["pairs"]}
+    done = done_ids(out) & planned
+    failed = set(failures(out)) & planned - done
+    return {"planned": len(planned), "done": len(done), "failed": len(failed), "pending": len(planned - done - failed)}

@@ -1,0 +1,101 @@
+"""``senclr export plan``: what an export would do, computed without starting anything.
+
+A plan is JSON: the arguments (no credentials), scene counts, every pair (patch on its UTM grid,
+both products, Δt), the patches dropped with their reason, the Δt distribution, the requests or
+tasks needed and the bytes expected. ``run`` executes exactly this list, so rerunning the same
+command plans the same pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from senclr import __version__
+from senclr.bands import s2_collection
+from senclr.pair import PairMeta
+
+from . import ee_query
+from .grid import Patch, sample_patches
+from .pairing import Pairing, Scene, dt_histogram, pair_patches
+
+PAIRS_PER_TASK = 1000  # batch mode: one task exports up to this many pairs (see docs/export.md)
+SOURCE = {"highvolume": "ee-highvolume", "batch": "ee-batch"}
+
+
+def bytes_per_pair(patch_size: int, s2_level: str) -> int:
+    """NPY payload of one pair: S1 2 x float32, S2 bands x uint16, cs_cdf float32, plus header."""
+    n_s2 = len(s2_collection(s2_level).band_names)
+    return patch_size * patch_size * (2 * 4 + n_s2 * 2 + 4) + 512
+
+
+def _scene_json(s: Scene) -> dict:
+    d = {"id": s.id, "time": s.time.isoformat()}
+    for k in ("orbit", "relative_orbit", "cloud_pct", "tile", "crs"):
+        if getattr(s, k) is not None:
+            d[k] = getattr(s, k)
+    return d
+
+
+def pairing_json(p: Pairing) -> dict:
+    return {"pair_id": p.pair_id, "patch": p.patch.to_json(), "s2": _scene_json(p.s2), "s1": _scene_json(p.s1),
+            "dt_hours": p.dt_hours}
+
+
+def pairing_from_json(d: dict) -> Pairing:
+    """The Pairing a plan entry describes (footprints and the patch polygon are not kept)."""
+    patch = Patch(**{**d["patch"], "transform": tuple(d["patch"]["transform"]), "polygon": None})
+
+    def scene(s: dict) -> Scene:
+        return Scene(**{**s, "time": datetime.fromisoformat(s["time"]), "footprint": None})
+
+    return Pairing(patch, scene(d["s2"]), scene(d["s1"]), d["dt_hours"], d["pair_id"])
+
+
+def pair_meta(d: dict, mode: str) -> PairMeta:
+    """The raw archive's metadata of a planned pair."""
+    return PairMeta(
+        pair_id=d["pair_id"], lon=d["patch"]["lon"], lat=d["patch"]["lat"], crs=d["patch"]["crs"],
+        transform=tuple(d["patch"]["transform"]), pixel_size=d["patch"]["scale"],
+        s1_id=d["s1"]["id"], s2_id=d["s2"]["id"], s1_time=d["s1"]["time"], s2_time=d["s2"]["time"],
+        s1_orbit=d["s1"].get("orbit") or "", s1_relative_orbit=int(d["s1"].get("relative_orbit") or 0),
+        s2_cloud_pct=float(d["s2"].get("cloud_pct", float("nan"))), source=SOURCE[mode],
+    )
+
+
+def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
+    """Query scenes (one getInfo), sample patches, pair them: (plan, S2 scenes, S1 scenes, pairings)."""
+    s2, s1 = ee_query.fetch_scenes(params)
+    footprints = [(s.id, s.crs, s.footprint) for s in s2 if s.crs]
+    samples = sample_patches(params.region, footprints, params.patches, params.patch_size, params.scale, params.seed)
+    pairings, dropped = pair_patches(samples, s2, s1, params.max_dt_hours)
+    reasons: dict[str, int] = {}
+    for _, reason in dropped:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    n = len(pairings)
+    plan = {
+        "kind": "senclr-export-plan", "senclr_version": __version__, "parameters": params.to_json(),
+        "scenes": {"s2": len(s2), "s1": len(s1)},
+        "patches": {"asked": params.patches, "sampled": len(samples), "paired": n, "dropped": reasons},
+        "dt_hours": dt_histogram(pairings),
+        "requests": n if params.mode == "highvolume" else 0,
+        "tasks": math.ceil(n / PAIRS_PER_TASK) if params.mode == "batch" else 0,
+        "estimated_bytes": n * bytes_per_pair(params.patch_size, params.s2_level),
+        "pairs": [pairing_json(p) for p in pairings],
+    }
+    return plan, s2, s1, pairings
+
+
+def summary(plan: dict) -> str:
+    p, dt = plan["patches"], plan["dt_hours"]
+    lines = [
+        f"scenes: {plan['scenes']['s2']} Sentinel-2, {plan['scenes']['s1']} Sentinel-1",
+        f"patches: {p['paired']} pairs of {p['sampled']} sampled ({p['asked']} asked); dropped {p['dropped'] or 'none'}",
+        f"Δt (S1 - S2): median |Δt| {dt['median_abs_hours']} h over {dt['n']} pairs",
+    ]
+    if plan["requests"]:
+        lines.append(f"computePixels requests: {plan['requests']}")
+    if plan["tasks"]:
+        lines.append(f"export tasks: {plan['tasks']} (up to {PAIRS_PER_TASK} pairs each)")
+    lines.append(f"estimated size: {plan['estimated_bytes'] / 1e6:.1f} MB")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""``senclr export run|status|cancel`` behind the CLI: plan once, fetch, resume, report."""
+
+from __future__ import annotations
+
+from senclr import manifest as manifest_lib
+from senclr.bands import S1_BANDS, s2_collection
+from senclr.errors import InputError
+
+from . import ee_query, ee_session, ledger
+from .plan import make_plan
+
+
+class ExportIncomplete(RuntimeError):
+    """Some pairs failed after Earth Engine's retries; they are in the ledger and a rerun retries them."""
+
+
+def connect(params) -> None:
+    ee_session.connect(params.project, params.ee_credentials, params.ee_api_url)
+    ee_session.check_access()
+
+
+def planned(params) -> dict:
+    """The plan under --out when resuming, else a new one (checked against the server-side join)."""
+    plan = ledger.check_same_plan(params.out, params.to_json())
+    if plan is not None:
+        return plan
+    plan, _, _, pairings = make_plan(params)
+    if not pairings:
+        raise InputError("no S1/S2 pairs in that region and date range (see `senclr export plan`): "
+                         "widen the dates, raise --max-dt or --s2-max-cloud, or choose another region")
+    disagree = ee_query.check_agreement(pairings, params)
+    if disagree:
+        raise RuntimeError(f"Earth Engine's join and senclr's pairing policy disagree on {len(disagree)} pairs "
+                           f"(e.g. {disagree[0]}); nothing was started. Please report this.")
+    ledger.write_plan(params.out, plan)
+    return plan
+
+
+def write_manifest(params, plan: dict, counts: dict) -> dict:
+    """The raw archive's manifest, once every planned pair is done or failed."""
+    failed = ledger.failures(params.out)
+    reasons: dict[str, int] = {}
+    for record in failed.values():
+        kind = record["reason"].split(":", 1)[0]
+        reasons[kind] = reasons.get(kind, 0) + 1
+    m = manifest_lib.new(
+        "raw", f"export run --mode {params.mode}", params.to_json(), seed=params.seed, source=f"ee-{params.mode}",
+        patch_size=params.patch_size, pixel_size=params.scale, labels=[],
+        bands={"s1": list(S1_BANDS), "s2": list(s2_collection(params.s2_level).band_names), "s2_level": params.s2_level},
+        counts={"read": counts["planned"], "kept": counts["done"], "rejected": reasons},
+        plan={k: plan[k] for k in ("scenes", "patches", "dt_hours")}, ledger=ledger.LEDGER,
+    )
+    manifest_lib.write(params.out, m)
+    return m
+
+
+def run(params, beam_args: list[str]) -> dict:
+    """Plan (or resume), fetch what is missing, and write the manifest when nothing is pending."""
+    connect(params)
+    plan = planned(params)
+    if params.mode != "highvolume":
+        raise InputError("--mode batch is not available in this version yet: use --mode highvolume")
+    from . import highvolume
+
+    counts = highvolume.run(params, plan, beam_args)
+    if counts["pending"] == 0:
+        write_manifest(params, plan, counts)
+    if counts["failed"]:
+        raise ExportIncomplete(f"{counts['failed']} of {counts['planned']} pairs failed after Earth Engine's retries "
+                               f"(reasons in {params.out}/ledger/failed/); run the same command again to retry them")
+    return counts
+
+
+def status(out: str) -> dict:
+    plan = ledger.read_plan(out)
+    if plan is None:
+        raise InputError(f"{out} holds no export ledger: run `senclr export run ... --out {out}` first")
+    counts = ledger.counts(out, plan)
+    reasons: dict[str, int] = {}
+    for record in ledger.failures(out).values():
+        reasons[record["reason"][:120]] = reasons.get(record["reason"][:120], 0) + 1
+    return {"counts": counts, "failure_reasons": reasons, "mode": plan["parameters"]["mode"]}

@@ -1,0 +1,199 @@
+"""`senclr export plan|run|status` end to end: the real ee client against the fake Earth Engine."""
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from shapely.geometry import Polygon, box, mapping
+
+from senclr import manifest, raw_archive
+from senclr.cli import cli
+from senclr.export.pairing import Scene, best_s1
+from tests.fake_ee import Fault, constant_compute, fake_ee, fake_ee_server, find_calls  # noqa: F401
+
+REGION = "10.0,45.0,10.3,45.2"
+T0 = datetime(2021, 6, 10, 10, 30, tzinfo=timezone.utc)
+S2_ROWS = [  # what Earth Engine would answer for the S2 scene table: two dates over tile 32TNR
+    (f"20210610T103031_20210610T103026_T32TNR", T0, box(9.7, 44.8, 10.6, 45.5), 12.0),
+    (f"20210615T103029_20210615T103025_T32TNR", T0 + timedelta(days=5), box(9.7, 44.8, 10.6, 45.5), 40.0),
+]
+S1_ROWS = [  # ascending the evening before, descending two days later covering only the west
+    ("S1A_IW_GRDH_1SDV_20210609T171500_A", T0 - timedelta(hours=17), box(9.0, 44.5, 11.0, 46.0), "ASCENDING", 117),
+    ("S1B_IW_GRDH_1SDV_20210612T053000_D", T0 + timedelta(hours=43), box(9.0, 44.5, 10.15, 46.0), "DESCENDING", 66),
+    ("S1A_IW_GRDH_1SDV_20210615T171500_A", T0 + timedelta(days=5, hours=7), box(9.0, 44.5, 11.0, 46.0), "ASCENDING", 117),
+]
+ARGS = ["--region", REGION, "--start", "2021-06-01", "--end", "2021-07-01", "--patches", "12", "--patch-size", "32",
+        "--project", "senclr-test", "--ee-credentials", "none"]
+
+
+def _ms(t):
+    return int(t.timestamp() * 1000)
+
+
+def _rows():
+    s2 = [{"type": "Feature", "geometry": mapping(g), "properties": {"id": i, "time": _ms(t), "cloud_pct": c, "tile": "32TNR", "crs": "EPSG:32632"}}
+          for i, t, g, c in S2_ROWS]
+    s1 = [{"type": "Feature", "geometry": mapping(g), "properties": {"id": i, "time": _ms(t), "orbit": o, "relative_orbit": r}}
+          for i, t, g, o, r in S1_ROWS]
+    return s2, s1
+
+
+S1_SCENES = [Scene(i, t, g, o, r) for i, t, g, o, r in S1_ROWS]
+
+
+def _join_answer(expression):
+    """What Earth Engine's per-patch saveBest join returns, computed here with shapely."""
+    out = []
+    for f in find_calls(expression, "Feature"):
+        props = f.get("metadata") or {}
+        if "system:time_start" not in props:  # the features the map builds, not the patches
+            continue
+        s2 = Scene("s2", datetime.fromtimestamp(props["system:time_start"] / 1000, timezone.utc), None)
+        best = best_s1(Polygon(f["geometry"].args["coordinates"][0]), s2, S1_SCENES, 72)
+        out.append(best.id if best else None)
+    return out
+
+
+def _compute(expression):
+    if find_calls(expression, "Join.saveBest"):
+        return _join_answer(expression)
+    if find_calls(expression, "ImageCollection.load"):
+        return list(_rows())
+    return constant_compute(expression)  # check_access's ee.Number(1)
+
+
+def _pixels(body):
+    size = body["grid"]["dimensions"]["width"]
+    names = ["VV", "VH", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12", "cs_cdf"]
+    dtype = [(n, "<f4" if n in ("VV", "VH", "cs_cdf") else "<u2") for n in names]
+    rng = np.random.default_rng(int(body["grid"]["affineTransform"]["translateX"]))
+    arr = np.zeros((size, size), dtype)
+    for n in names:
+        arr[n] = rng.uniform(-20, -5, (size, size)) if n in ("VV", "VH") else (rng.uniform(0.7, 1, (size, size)) if n == "cs_cdf" else rng.integers(100, 4000, (size, size)))
+    return arr
+
+
+@pytest.fixture
+def ee_server(fake_ee_server):
+    fake_ee_server.compute = _compute
+    fake_ee_server.compute_pixels = _pixels
+    return fake_ee_server
+
+
+def _invoke(args):
+    return CliRunner().invoke(cli, ["export", *args], catch_exceptions=False)
+
+
+def test_plan_starts_nothing_and_writes_plan_and_map(ee_server, tmp_path):
+    out = str(tmp_path / "plan")
+    r = _invoke(["plan", *ARGS, "--out", out, "--ee-api-url", ee_server.url])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(open(os.path.join(out, "plan.json")).read())
+    assert plan["patches"]["paired"] == len(plan["pairs"]) == 12
+    assert all(abs(p["dt_hours"]) <= 72 for p in plan["pairs"])
+    assert "folium" in open(os.path.join(out, "plan.html")).read().lower()
+    assert not ee_server.calls("image:computePixels", status=None) and not ee_server.calls("image:export", status=None)
+    [query] = [r.body["expression"] for r in ee_server.calls("value:compute") if find_calls(r.body["expression"], "ImageCollection.load")]
+    ids = {c["id"] for c in find_calls(query, "ImageCollection.load")}
+    assert ids == {"COPERNICUS/S2_HARMONIZED", "COPERNICUS/S1_GRD"}
+    assert {"params": {}} != find_calls(query, "Filter.listContains")
+    assert "ee_credentials" not in json.dumps(plan)
+
+
+def test_highvolume_run_then_preprocess(ee_server, tmp_path):
+    out = str(tmp_path / "raw")
+    r = _invoke(["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url, "--mode", "highvolume", "--max-concurrent", "4"])
+    assert r.exit_code == 0, r.output
+    m = manifest.read(out, kind="raw")
+    assert m["counts"] == {"read": 12, "kept": 12, "rejected": {}}
+    pairs = raw_archive.list_pairs(out)
+    assert len(pairs) == 12 and len(ee_server.calls("image:computePixels")) == 12
+    assert ee_server.max_in_flight["image:computePixels"] <= 4
+    body = ee_server.calls("image:computePixels")[0].body
+    assert body["fileFormat"] == "NPY" and body["grid"]["crsCode"] == "EPSG:32632"
+    assert body["grid"]["affineTransform"]["scaleX"] == 10 and body["grid"]["affineTransform"]["translateX"] % 320 == 0
+    loads = {c["id"] for c in find_calls(body["expression"], "Image.load")}
+    assert any(i.startswith("GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED/") for i in loads)
+    pair = raw_archive.read_pair(pairs[0])
+    assert pair.meta.source == "ee-highvolume" and abs(pair.meta.dt_hours) <= 72 and pair.shape == (32, 32)
+    from senclr.pipeline.preprocess import preprocess
+
+    ds = preprocess(out, str(tmp_path / "ds"), cell_deg=0.05)
+    assert ds["counts"]["read"] == 12
+
+
+def test_kill_and_resume_gives_no_duplicates_and_no_gaps(ee_server, tmp_path):
+    out = str(tmp_path / "raw")
+    calls = {"n": 0}
+
+    def flaky(body):  # the run "dies" after 5 pairs: every later request fails for good
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise Fault(400, "worker killed")
+        return _pixels(body)
+
+    ee_server.compute_pixels = flaky
+    args = ["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url, "--max-concurrent", "1"]
+    r = _invoke(args)
+    assert r.exit_code == 1 and "7 of 12 pairs failed" in r.output
+    status = _invoke(["status", "--out", out])
+    assert "done 5, failed 7, pending 0" in status.output and "worker killed" in status.output
+    # and one whose .npy landed half-written while its .json never did (killed between the writes)
+    from senclr.export import ledger
+
+    torn = sorted(ledger.failures(out))[0]
+    npy, _ = raw_archive.pair_uris(out, torn)
+    open(npy, "wb").write(b"\x93NUMPY torn")
+    done_before = set(raw_archive.list_pairs(out))
+    ee_server.compute_pixels = _pixels
+    n_before = len(ee_server.calls("image:computePixels"))
+    r = _invoke(args)
+    assert r.exit_code == 0, r.output
+    assert len(ee_server.calls("image:computePixels")) - n_before == 7  # only the missing ones
+    assert len(raw_archive.list_pairs(out)) == 12 and done_before <= set(raw_archive.list_pairs(out))
+    assert raw_archive.read_pair(raw_archive.pair_uris(out, torn)[1]).shape == (32, 32)
+    assert manifest.read(out)["counts"]["kept"] == 12
+    r = _invoke(args)  # a third run has nothing to do
+    assert r.exit_code == 0 and len(ee_server.calls("image:computePixels")) - n_before == 7
+
+
+def test_injected_429_and_500_lose_nothing(ee_server, tmp_path):
+    ee_server.fail(0.2, codes=(429, 500), seed=1, endpoints=("image:computePixels",))
+    out = str(tmp_path / "raw")
+    r = _invoke(["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url])
+    assert r.exit_code == 0, r.output
+    assert len(raw_archive.list_pairs(out)) == 12
+    assert len(ee_server.calls("image:computePixels", status=None)) > 12  # some were retried
+
+
+def test_401_is_a_clear_error_and_starts_nothing(ee_server, tmp_path):
+    ee_server.unauthorized = True
+    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(tmp_path / "raw"), "--ee-api-url", ee_server.url])
+    assert r.exit_code == 2 and "authenticate" in r.output
+    assert not ee_server.calls("image:computePixels", status=None)
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize("change, extra, message", [
+    ({"--start": "2021-07-01", "--end": "2021-06-01"}, [], "end"),
+    ({"--start": "2013-01-01"}, [], "2014-10-03"),
+    ({"--region": "10,45,10,46"}, [], "zero"),
+    ({"--region": "170,45,190,46"}, [], "180"),
+    ({"--region": "/no/such.geojson"}, [], "no/such.geojson"),
+    ({}, ["--mode", "batch"], "gs://"),
+    ({}, ["--max-dt", "0"], "max-dt"),
+    ({}, ["--", "--runner", "NoSuchRunner"], "NoSuchRunner"),
+])
+def test_bad_input_exits_2_before_any_request(ee_server, tmp_path, change, extra, message):
+    args = ["run", *ARGS, "--out", str(tmp_path / "raw"), "--ee-api-url", ee_server.url]
+    for flag, value in change.items():
+        args[args.index(flag) + 1] = value
+    n = len(ee_server.requests)
+    r = CliRunner().invoke(cli, ["export", *args, *extra])
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert len(ee_server.requests) == n  # not even a connection
+    assert not (tmp_path / "raw").exists()
