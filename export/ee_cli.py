@@ -70,8 +70,9 @@ def plan(mode, **kwargs):
 @common
 @click.option("--mode", default="highvolume", show_default=True, type=click.Choice(["batch", "highvolume"]),
               help="highvolume: computePixels from Beam, straight to --out; batch: Earth Engine export tasks to gs://.")
+@click.option("--poll-seconds", default=15.0, show_default=True, type=click.FloatRange(min=0), help="Batch mode: seconds between task status polls.")
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def run(mode, beam_args, **kwargs):
+def run(mode, poll_seconds, beam_args, **kwargs):
     """Export the planned pairs into --out (resumable: rerun the same command after any stop).
 
     Beam flags for high-volume mode go after `--`, e.g. `-- --runner DataflowRunner ...`.
@@ -84,23 +85,56 @@ def run(mode, beam_args, **kwargs):
     from .run import run as run_export
 
     try:
-        counts = run_export(params, list(beam_args))
+        counts = run_export(params, list(beam_args), poll_seconds)
     except ExportIncomplete as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"done {counts['done']} of {counts['planned']} pairs into {params.out}")
 
 
+_CONNECTION = [
+    click.option("--out", required=True, help="The --out of an export run."),
+    click.option("--project", default=None, help="Cloud project registered for Earth Engine."),
+    click.option("--ee-api-url", default=None, help="Earth Engine endpoint (default: the standard one)."),
+    click.option("--ee-credentials", default="default", show_default=True, help="'default', 'none' (local fake only) or a service-account KEY.json."),
+]
+
+
+def connection(fn):
+    for option in reversed(_CONNECTION):
+        fn = option(fn)
+    return fn
+
+
+def _connection(project, ee_api_url, ee_credentials) -> dict:
+    from .params import connection_params
+
+    return connection_params(project, ee_api_url, ee_credentials)
+
+
 @click.command()
-@click.option("--out", required=True, help="The --out of an export run.")
-def status(out):
-    """Planned / done / failed / pending pairs of an export, with failure reasons."""
+@connection
+@click.option("--offline", is_flag=True, help="Read the ledger only; do not ask Earth Engine for task states.")
+def status(out, project, ee_api_url, ee_credentials, offline):
+    """Planned / done / failed / pending pairs of an export (ledger + Earth Engine), with failure reasons."""
     from .run import status as read_status
 
-    s = read_status(out)
+    s = read_status(out, None if offline else _connection(project, ee_api_url, ee_credentials))
     c = s["counts"]
     click.echo(f"{s['mode']} export at {out}: planned {c['planned']}, done {c['done']}, failed {c['failed']}, pending {c['pending']}")
+    if s["tasks"]:
+        click.echo("tasks: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(s["tasks"].items())))
     for reason, n in sorted(s["failure_reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n} x {reason}")
 
 
-COMMANDS = (plan, run, status)
+@click.command()
+@connection
+def cancel(out, project, ee_api_url, ee_credentials):
+    """Cancel the export's queued and running Earth Engine tasks (high-volume runs have none to cancel)."""
+    from .run import cancel as cancel_tasks
+
+    names = cancel_tasks(out, _connection(project, ee_api_url, ee_credentials))
+    click.echo(f"cancelled {len(names)} task(s)" + (f": {', '.join(names)}" if names else ""))
+
+
+COMMANDS = (plan, run, status, cancel)

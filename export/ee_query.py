@@ -160,3 +160,35 @@ def pixels_request(pairing: Pairing, s2_level: str) -> dict:
             "crsCode": p.crs,
         },
     }
+
+
+def patch_samples(pairing: Pairing, s2_level: str) -> ee.FeatureCollection:
+    """One feature holding the whole patch: every band as a [P, P] array, cut on the patch grid.
+
+    The pair image is reprojected onto the patch's own UTM grid (``crsTransform``), turned into
+    P x P neighbourhood arrays with a fixed kernel whose focus is pixel (P/2, P/2), and sampled at
+    that pixel's centre, so the arrays cover exactly the patch's cells (batch mode's format).
+    """
+    p: Patch = pairing.patch
+    half = p.size_px // 2
+    kernel = ee.Kernel.fixed(p.size_px, p.size_px, [[1] * p.size_px] * p.size_px, half, half, False)
+    image = pair_image(pairing, s2_level).reproject(crs=p.crs, crsTransform=list(p.transform))
+    focus = ee.Geometry.Point([p.x0 + (half + 0.5) * p.scale, p.y0 - (half + 0.5) * p.scale], p.crs)
+    return image.neighborhoodToArray(kernel).sample(
+        region=focus, scale=p.scale, projection=p.crs, numPixels=1, dropNulls=False,
+    ).map(lambda f: f.set("pair_id", pairing.pair_id))
+
+
+def task_collection(pairings: list[Pairing], s2_level: str) -> ee.FeatureCollection:
+    """The patches of one batch task as one collection (one feature per pair)."""
+    return ee.FeatureCollection([patch_samples(p, s2_level) for p in pairings]).flatten()
+
+
+def table_export_config(pairings: list[Pairing], s2_level: str, bucket: str, prefix: str, description: str) -> dict:
+    """The ExportTableRequest of one batch task: TFRecord files under gs://bucket/prefix."""
+    bands = [*S1_BANDS, *s2_collection(s2_level).band_names, "cs_cdf"]
+    task = ee.batch.Export.table.toCloudStorage(
+        collection=task_collection(pairings, s2_level), description=description, bucket=bucket,
+        fileNamePrefix=prefix, fileFormat="TFRecord", selectors=["pair_id", *bands],
+    )
+    return task.config

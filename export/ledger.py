@@ -50,8 +50,9 @@ def check_same_plan(out: str, parameters: dict) -> dict | None:
 
 
 def done_ids(out: str) -> set[str]:
-    """Pairs whose metadata (written last) is in the archive."""
-    return {uri.rsplit("/", 1)[-1][: -len(".json")] for uri in raw_archive.list_pairs(out)}
+    """Pairs whose metadata (written last) is in the archive, or whose batch task succeeded."""
+    stored = {uri.rsplit("/", 1)[-1][: -len(".json")] for uri in raw_archive.list_pairs(out)}
+    return stored | {i for t in tasks(out).values() if t["state"] == "SUCCEEDED" for i in t["pair_ids"]}
 
 
 def mark_failed(out: str, pair_id: str, reason: str, attempts: int = 1) -> None:
@@ -67,6 +68,10 @@ def failures(out: str) -> dict[str, dict]:
         record = json.loads(storage.read_text(uri))
         if record["pair_id"] not in done:
             found[record["pair_id"]] = record
+    for t in tasks(out).values():  # a batch task that failed for good fails all its pairs
+        if t["state"] in ("FAILED", "CANCELLED") and t.get("final"):
+            reason = f"task {t['name']} {t['state'].lower()}: {(t['errors'] or ['cancelled'])[-1]}"
+            found.update({i: {"pair_id": i, "reason": reason, "attempts": t["attempts"]} for i in t["pair_ids"]})
     return found
 
 

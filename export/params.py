@@ -206,3 +206,8 @@ def build_params(*, region, start, end, out, today: date | None = None, max_dt_d
         project=_project(project), max_concurrent=_max_concurrent(max_concurrent, mode, force), mode=mode,
         ee_api_url=_url(ee_api_url), ee_credentials=_credentials(ee_credentials), force=force,
     )
+
+
+def connection_params(project=None, ee_api_url=None, ee_credentials="default") -> dict:
+    """Checked ``ee_session.connect`` arguments for commands that only talk to Earth Engine."""
+    return {"project": _project(project), "credentials": _credentials(ee_credentials), "api_url": _url(ee_api_url)}

@@ -45,6 +45,7 @@ def write_manifest(params, plan: dict, counts: dict) -> dict:
         reasons[kind] = reasons.get(kind, 0) + 1
     m = manifest_lib.new(
         "raw", f"export run --mode {params.mode}", params.to_json(), seed=params.seed, source=f"ee-{params.mode}",
+        format="pairs/*.npy + *.json" if params.mode == "highvolume" else "tasks/*.tfrecord.gz: Earth Engine table TFRecords, one feature per pair",
         patch_size=params.patch_size, pixel_size=params.scale, labels=[],
         bands={"s1": list(S1_BANDS), "s2": list(s2_collection(params.s2_level).band_names), "s2_level": params.s2_level},
         counts={"read": counts["planned"], "kept": counts["done"], "rejected": reasons},
@@ -54,15 +55,19 @@ def write_manifest(params, plan: dict, counts: dict) -> dict:
     return m
 
 
-def run(params, beam_args: list[str]) -> dict:
+def run(params, beam_args: list[str], poll_seconds: float = 15.0) -> dict:
     """Plan (or resume), fetch what is missing, and write the manifest when nothing is pending."""
     connect(params)
     plan = planned(params)
-    if params.mode != "highvolume":
-        raise InputError("--mode batch is not available in this version yet: use --mode highvolume")
-    from . import highvolume
+    if params.mode == "batch":
+        from . import batch
 
-    counts = highvolume.run(params, plan, beam_args)
+        batch.run(params, plan, poll_seconds)
+        counts = ledger.counts(params.out, plan)
+    else:
+        from . import highvolume
+
+        counts = highvolume.run(params, plan, beam_args)
     if counts["pending"] == 0:
         write_manifest(params, plan, counts)
     if counts["failed"]:
@@ -71,12 +76,33 @@ def run(params, beam_args: list[str]) -> dict:
     return counts
 
 
-def status(out: str) -> dict:
+def status(out: str, connection: dict | None = None) -> dict:
+    """Ledger counts; with a connection, batch task states are refreshed from Earth Engine first."""
     plan = ledger.read_plan(out)
     if plan is None:
         raise InputError(f"{out} holds no export ledger: run `senclr export run ... --out {out}` first")
+    if connection and plan["parameters"]["mode"] == "batch":
+        from . import batch
+
+        ee_session.connect(**connection)
+        ee_session.check_access()
+        batch.refresh(out)
     counts = ledger.counts(out, plan)
     reasons: dict[str, int] = {}
     for record in ledger.failures(out).values():
         reasons[record["reason"][:120]] = reasons.get(record["reason"][:120], 0) + 1
-    return {"counts": counts, "failure_reasons": reasons, "mode": plan["parameters"]["mode"]}
+    tasks = ledger.tasks(out)
+    states: dict[str, int] = {}
+    for t in tasks.values():
+        states[t["state"]] = states.get(t["state"], 0) + 1
+    return {"counts": counts, "failure_reasons": reasons, "mode": plan["parameters"]["mode"], "tasks": states}
+
+
+def cancel(out: str, connection: dict) -> list[str]:
+    if ledger.read_plan(out) is None:
+        raise InputError(f"{out} holds no export ledger: nothing to cancel")
+    from . import batch
+
+    ee_session.connect(**connection)
+    ee_session.check_access()
+    return batch.cancel(out)

@@ -197,3 +197,81 @@ def test_bad_input_exits_2_before_any_request(ee_server, tmp_path, change, extra
     assert message in r.output
     assert len(ee_server.requests) == n  # not even a connection
     assert not (tmp_path / "raw").exists()
+
+
+def _batch_args(gcs, server, tmp_name, patches="2500"):
+    args = ["run", *ARGS, "--out", f"{gcs}/{tmp_name}", "--ee-api-url", server.url, "--mode", "batch",
+            "--max-concurrent", "2", "--poll-seconds", "0", "--patch-size", "16"]
+    args[args.index("--patches") + 1] = patches
+    return args
+
+
+def test_batch_run_packs_pairs_into_few_tasks_within_the_queue_cap(ee_server, gcs, tmp_path):
+    from senclr.export import ledger
+
+    r = _invoke(_batch_args(gcs, ee_server, tmp_path.name))
+    assert r.exit_code == 0, r.output
+    out = f"{gcs}/{tmp_path.name}"
+    plan = ledger.read_plan(out)
+    n = len(plan["pairs"])
+    exports = ee_server.calls("table:export")
+    assert n > 1000 and len(exports) == -(-n // 1000)  # ceil: at most 1000 pairs per task
+    body = exports[0].body
+    dest = body["fileExportOptions"]["cloudStorageDestination"]
+    assert body["fileExportOptions"]["fileFormat"] == "TF_RECORD_TABLE"
+    assert dest["bucket"] == "senclr-test" and dest["filenamePrefix"].startswith(f"{tmp_path.name}/tasks/senclr-")
+    assert body["requestId"].endswith("-a1")
+    assert find_calls(body["expression"], "Image.neighborhoodToArray")
+    # never more than --max-concurrent tasks queued or running at once
+    assert max(_active_over_time(ee_server)) <= 2
+    m = manifest.read(out, kind="raw")
+    assert m["counts"]["kept"] == n and "tfrecord" in m["format"]
+
+
+def _active_over_time(server):
+    """Tasks submitted but not yet seen finished, after each request (from the request log)."""
+    active, finished, series = set(), set(), []
+    for req in server.requests:
+        if req.endpoint == "table:export" and req.status == 200:
+            active.add(req.body["requestId"].rsplit("-a", 1)[0])
+        if req.endpoint == "operations.get":
+            op = server.operations.get(req.path.split("/v1/", 1)[-1])
+            if op and op["op"].get("done"):
+                finished.add(op["body"]["requestId"].rsplit("-a", 1)[0])
+        series.append(len(active - finished))
+    return series
+
+
+def test_batch_lost_answer_is_resubmitted_without_a_duplicate_task(ee_server, gcs, tmp_path):
+    ee_server.fail_next(1, 503, endpoints=("table:export",), after_handling=True)  # created, answer lost
+    r = _invoke(_batch_args(gcs, ee_server, tmp_path.name, patches="20"))
+    assert r.exit_code == 0, r.output
+    assert len(ee_server.operations) == 1  # one task, though submitted twice
+
+
+def test_batch_failed_task_is_retried_then_reported_with_its_reason(ee_server, gcs, tmp_path):
+    ee_server.script = lambda body: ["PENDING", {"state": "FAILED", "error": {"code": 3, "message": "Too many bands"}}]
+    r = CliRunner().invoke(cli, ["export", *_batch_args(gcs, ee_server, tmp_path.name, patches="20")])
+    assert r.exit_code == 1 and "failed" in r.output
+    assert len(ee_server.calls("table:export")) == 3  # MAX_ATTEMPTS
+    s = _invoke(["status", "--out", f"{gcs}/{tmp_path.name}", "--offline"])
+    assert "Too many bands" in s.output and "failed 1" in s.output
+
+
+def test_cancel_stops_running_tasks(ee_server, gcs, tmp_path):
+    from senclr.export import batch, ledger
+    from senclr.export.params import build_params
+    from senclr.export.run import connect, planned
+
+    ee_server.script = lambda body: ["PENDING", "RUNNING", "RUNNING", "RUNNING", "RUNNING"]
+    out = f"{gcs}/{tmp_path.name}"
+    params = build_params(region=REGION, start="2021-06-01", end="2021-07-01", out=out, patches=20, patch_size=16,
+                          project="senclr-test", ee_credentials="none", ee_api_url=ee_server.url, mode="batch")
+    connect(params)
+    plan = planned(params)
+    record = batch.task_records(out, plan)[0]
+    batch._submit(out, plan, record, params)
+    r = _invoke(["cancel", "--out", out, "--project", "senclr-test", "--ee-credentials", "none", "--ee-api-url", ee_server.url])
+    assert r.exit_code == 0 and "cancelled 1 task" in r.output
+    assert ee_server.calls("operations.cancel")
+    assert ledger.tasks(out)[record["name"]]["state"] == "CANCELLED"

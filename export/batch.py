@@ -1,0 +1,120 @@
+"""Batch mode: Earth Engine export tasks, each writing up to PAIRS_PER_TASK pairs to Cloud Storage.
+
+Why many pairs per task: Earth Engine queues at most 3000 tasks per user and each task has a
+start-up cost, so one task per patch would make a million-pair export take months. A task exports
+a table with one feature per pair (every band a P x P array, plus ``pair_id``) as TFRecord files
+``OUT/tasks/<task>*.tfrecord.gz``.
+
+Idempotence: each task's request id is derived from the plan and the attempt number and saved in
+the ledger before submission. Earth Engine answers a repeated request id with the operation it
+already started, so a run killed between "submit" and "saved the answer" resubmits without
+creating a second task. At most ``--max-concurrent`` tasks are queued or running at once; a
+failed task is resubmitted (new attempt, new request id) up to MAX_ATTEMPTS times, keeping each
+failure's reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+from tqdm import tqdm
+
+from senclr import storage
+
+from . import ee_query, ledger
+from .plan import PAIRS_PER_TASK, pairing_from_json
+
+MAX_ATTEMPTS = 3
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+
+
+def task_records(out: str, plan: dict) -> list[dict]:
+    """The plan's tasks (fixed groups of pairs in plan order), with any state the ledger holds."""
+    digest = hashlib.sha256(json.dumps(plan["parameters"], sort_keys=True).encode()).hexdigest()[:10]
+    saved = ledger.tasks(out)
+    records = []
+    for i in range(0, len(plan["pairs"]), PAIRS_PER_TASK):
+        name = f"senclr-{digest}-{i // PAIRS_PER_TASK:05d}"
+        records.append(saved.get(name) or {
+            "name": name, "pair_ids": [p["pair_id"] for p in plan["pairs"][i : i + PAIRS_PER_TASK]],
+            "first": i, "attempts": 0, "state": "PLANNED", "operation": None, "errors": [],
+        })
+    return records
+
+
+def _request_id(record: dict) -> str:
+    return f"{record['name']}-a{record['attempts']}"  # [A-Za-z0-9-], under EE's 60 characters
+
+
+def _submit(out: str, plan: dict, record: dict, params) -> None:
+    import ee
+
+    bucket, prefix = storage.split_gcs(storage.join(out, "tasks", record["name"]))
+    pairings = [pairing_from_json(p) for p in plan["pairs"][record["first"] : record["first"] + len(record["pair_ids"])]]
+    config = ee_query.table_export_config(pairings, params.s2_level, bucket, prefix, record["name"])
+    if record["state"] not in ("SUBMITTING",):  # a new attempt; SUBMITTING reuses its request id
+        record["attempts"] += 1
+        record["state"] = "SUBMITTING"
+        ledger.save_task(out, record["name"], record)  # the request id is durable before the request
+    op = ee.data.exportTable(_request_id(record), config)
+    record.update(operation=op["name"], state=op.get("metadata", {}).get("state", "PENDING"))
+    ledger.save_task(out, record["name"], record)
+
+
+def _poll(out: str, record: dict) -> None:
+    import ee
+
+    op = ee.data.getOperation(record["operation"])
+    state = op.get("metadata", {}).get("state", "PENDING")
+    if state == "FAILED" or (op.get("done") and "error" in op):
+        state = "FAILED"
+        record["errors"].append(op.get("error", {}).get("message", "failed without a message"))
+    if state != record["state"]:
+        record["state"] = state
+        record["final"] = state == "CANCELLED" or (state == "FAILED" and record["attempts"] >= MAX_ATTEMPTS)
+        ledger.save_task(out, record["name"], record)
+
+
+def run(params, plan: dict, poll_seconds: float = 15.0, progress: bool = True) -> list[dict]:
+    """Drive every task to SUCCEEDED, or FAILED after MAX_ATTEMPTS; returns the task records."""
+    records = task_records(params.out, plan)
+    bar = tqdm(total=len(records), desc="export tasks", unit="task", disable=not progress)
+    bar.update(sum(r["state"] == "SUCCEEDED" for r in records))
+    while True:
+        for r in records:
+            if r["operation"] and r["state"] not in TERMINAL:
+                _poll(params.out, r)
+                bar.update(r["state"] == "SUCCEEDED")
+        active = sum(r["state"] in ("SUBMITTING", "PENDING", "RUNNING") for r in records)
+        for r in records:
+            retry = r["state"] == "FAILED" and not r.get("final")
+            if (r["state"] in ("PLANNED", "SUBMITTING") or retry) and active < params.max_concurrent:
+                _submit(params.out, plan, r, params)
+                active += 1
+        if all(r["state"] == "SUCCEEDED" or r.get("final") for r in records):
+            bar.close()
+            return records
+        time.sleep(poll_seconds)
+
+
+def refresh(out: str) -> None:
+    """Bring the ledger's task states up to date with Earth Engine."""
+    for record in ledger.tasks(out).values():
+        if record["operation"] and record["state"] not in TERMINAL:
+            _poll(out, record)
+
+
+def cancel(out: str) -> list[str]:
+    """Cancel every task of the export that is still queued or running; their names."""
+    import ee
+
+    cancelled = []
+    for name, record in sorted(ledger.tasks(out).items()):
+        if record["operation"] and record["state"] not in TERMINAL:
+            ee.data.cancelOperation(record["operation"])
+            record.update(state="CANCELLED", final=True)
+            ledger.save_task(out, name, record)
+            cancelled.append(name)
+    return cancelled
