@@ -81,12 +81,12 @@ def run(mode, poll_seconds, beam_args, **kwargs):
     from senclr.beam_flags import check_beam_flags
 
     check_beam_flags(list(beam_args))
-    from .run import ExportIncomplete
+    from .run import ExportIncomplete, PairingMismatch
     from .run import run as run_export
 
     try:
         counts = run_export(params, list(beam_args), poll_seconds)
-    except ExportIncomplete as e:
+    except (ExportIncomplete, PairingMismatch) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"done {counts['done']} of {counts['planned']} pairs into {params.out}")
 

@@ -21,6 +21,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, WorkerOptions
+from tqdm import tqdm
 
 from senclr import raw_archive, storage
 from senclr.bands import S1_BANDS, s2_collection
@@ -47,12 +48,17 @@ def check_npy(data: bytes, size: int, s2_level: str) -> None:
 class FetchPairsFn(beam.DoFn):
     """A batch of planned pairs -> their pair ids when stored; failures go to the ledger."""
 
-    def __init__(self, connection: dict, out: str, s2_level: str, mode: str, threads: int):
+    def __init__(self, connection: dict, out: str, s2_level: str, mode: str, threads: int, total: int, progress: bool):
         self.connection, self.out, self.s2_level, self.mode, self.threads = connection, out, s2_level, mode, threads
+        self.total, self.progress = total, progress
 
     def setup(self):
         # Each worker process needs its own Earth Engine session (credentials never pickled).
         ee_session.connect(**self.connection)
+        self.bar = tqdm(total=self.total, desc="computePixels", unit="pair", disable=not self.progress)
+
+    def teardown(self):
+        self.bar.close()
 
     def _fetch(self, entry: dict) -> tuple[str, str | None]:
         import ee
@@ -71,6 +77,7 @@ class FetchPairsFn(beam.DoFn):
     def process(self, batch):
         with ThreadPoolExecutor(self.threads) as pool:
             for pair_id, error in pool.map(self._fetch, batch):
+                self.bar.update(1)
                 if error:
                     Metrics.counter(NAMESPACE, "failed").inc()
                     ledger.mark_failed(self.out, pair_id, error)
@@ -91,6 +98,7 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
                 p
                 | "Planned" >> beam.Create(todo)
                 | "Batch" >> beam.BatchElements(min_batch_size=threads, max_batch_size=4 * threads)
-                | "ComputePixels" >> beam.ParDo(FetchPairsFn(connection, params.out, params.s2_level, params.mode, threads))
+                | "ComputePixels" >> beam.ParDo(
+                    FetchPairsFn(connection, params.out, params.s2_level, params.mode, threads, len(todo), progress))
             )
     return ledger.counts(params.out, plan)

@@ -14,6 +14,10 @@ class ExportIncomplete(RuntimeError):
     """Some pairs failed after Earth Engine's retries; they are in the ledger and a rerun retries them."""
 
 
+class PairingMismatch(RuntimeError):
+    """Earth Engine's join and the Python policy picked different S1 scenes: nothing is started."""
+
+
 def connect(params) -> None:
     ee_session.connect(params.project, params.ee_credentials, params.ee_api_url)
     ee_session.check_access()
@@ -30,7 +34,7 @@ def planned(params) -> dict:
                          "widen the dates, raise --max-dt or --s2-max-cloud, or choose another region")
     disagree = ee_query.check_agreement(pairings, params)
     if disagree:
-        raise RuntimeError(f"Earth Engine's join and senclr's pairing policy disagree on {len(disagree)} pairs "
+        raise PairingMismatch(f"Earth Engine's join and senclr's pairing policy disagree on {len(disagree)} pairs "
                            f"(e.g. {disagree[0]}); nothing was started. Please report this.")
     ledger.write_plan(params.out, plan)
     return plan

@@ -275,3 +275,24 @@ def test_cancel_stops_running_tasks(ee_server, gcs, tmp_path):
     assert r.exit_code == 0 and "cancelled 1 task" in r.output
     assert ee_server.calls("operations.cancel")
     assert ledger.tasks(out)[record["name"]]["state"] == "CANCELLED"
+
+
+def test_plans_are_stable_and_disagreement_starts_nothing(ee_server, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    for out in (a, b):
+        assert _invoke(["plan", *ARGS, "--out", out, "--ee-api-url", ee_server.url]).exit_code == 0
+    ids = [[p["pair_id"] for p in json.load(open(os.path.join(o, "plan.json")))["pairs"]] for o in (a, b)]
+    assert ids[0] == ids[1]
+
+    ee_server.compute = lambda e: ["S1B_other"] * 12 if find_calls(e, "Join.saveBest") else _compute(e)
+    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(tmp_path / "raw"), "--ee-api-url", ee_server.url])
+    assert r.exit_code == 1 and "disagree" in r.output
+    assert not ee_server.calls("image:computePixels", status=None)
+
+
+def test_missing_project_says_how_to_authenticate(ee_server, tmp_path):
+    args = [a for a in ARGS if a not in ("--project", "senclr-test")]
+    n = len(ee_server.requests)
+    r = CliRunner().invoke(cli, ["export", "run", *args, "--out", str(tmp_path / "raw"), "--ee-api-url", ee_server.url])
+    assert r.exit_code == 2 and "--project" in r.output and "authenticate" in r.output
+    assert len(ee_server.requests) == n
