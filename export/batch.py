@@ -32,7 +32,7 @@ TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 def task_records(out: str, plan: dict) -> list[dict]:
     """The plan's tasks (fixed groups of pairs in plan order), with any state the ledger holds."""
-    digest = hashlib.sha256(json.dumps(plan["parameters"], sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps(plan["identity"], sort_keys=True).encode()).hexdigest()[:10]
     saved = ledger.tasks(out)
     records = []
     for i in range(0, len(plan["pairs"]), PAIRS_PER_TASK):
@@ -58,28 +58,52 @@ def _submit(out: str, plan: dict, record: dict, params) -> None:
         record["attempts"] += 1
         record["state"] = "SUBMITTING"
         ledger.save_task(out, record["name"], record)  # the request id is durable before the request
-    op = ee.data.exportTable(_request_id(record), config)
-    record.update(operation=op["name"], state=op.get("metadata", {}).get("state", "PENDING"))
-    ledger.save_task(out, record["name"], record)
+    try:
+        op = ee.data.exportTable(_request_id(record), config)
+    except ee.EEException as e:
+        op = _already_started(e, record["name"])
+    record["operation"] = op["name"]
+    _record_state(out, record, op, force_save=True)
+
+
+def _already_started(error: Exception, name: str) -> dict:
+    """The operation a repeated request id already started, when Earth Engine says so (409)."""
+    import ee
+
+    http = error.__context__
+    conflict = getattr(getattr(http, "resp", None), "status", None) == 409 or "already exists" in str(error).lower()
+    if not conflict:
+        raise error
+    ops = [op for op in ee.data.listOperations() if op.get("metadata", {}).get("description") == name]
+    if not ops:
+        raise error
+    return max(ops, key=lambda op: op.get("metadata", {}).get("createTime", ""))
+
+
+def _record_state(out: str, record: dict, op: dict, force_save: bool = False) -> None:
+    """Take an Operation's state into the record (and the ledger when it changed)."""
+    state = op.get("metadata", {}).get("state", "PENDING")
+    if state == "FAILED" or (op.get("done") and "error" in op):
+        state = "FAILED"
+        record["errors"].append(op.get("error", {}).get("message", "failed without a message"))
+    if state != record["state"] or force_save:
+        record["state"] = state
+        record["final"] = state == "CANCELLED" or (state == "FAILED" and record["attempts"] >= record.get("budget", MAX_ATTEMPTS))
+        ledger.save_task(out, record["name"], record)
 
 
 def _poll(out: str, record: dict) -> None:
     import ee
 
-    op = ee.data.getOperation(record["operation"])
-    state = op.get("metadata", {}).get("state", "PENDING")
-    if state == "FAILED" or (op.get("done") and "error" in op):
-        state = "FAILED"
-        record["errors"].append(op.get("error", {}).get("message", "failed without a message"))
-    if state != record["state"]:
-        record["state"] = state
-        record["final"] = state == "CANCELLED" or (state == "FAILED" and record["attempts"] >= MAX_ATTEMPTS)
-        ledger.save_task(out, record["name"], record)
+    _record_state(out, record, ee.data.getOperation(record["operation"]))
 
 
 def run(params, plan: dict, poll_seconds: float = 15.0, progress: bool = True) -> list[dict]:
     """Drive every task to SUCCEEDED, or FAILED after MAX_ATTEMPTS; returns the task records."""
     records = task_records(params.out, plan)
+    for r in records:  # a new run gives tasks that failed for good (or were cancelled) new attempts
+        if r.get("final"):
+            r.update(final=False, state="FAILED", budget=r["attempts"] + MAX_ATTEMPTS)
     bar = tqdm(total=len(records), desc="export tasks", unit="task", disable=not progress)
     bar.update(sum(r["state"] == "SUCCEEDED" for r in records))
     while True:

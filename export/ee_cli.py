@@ -28,18 +28,24 @@ _COMMON = [
     click.option("--scale", default=10.0, show_default=True, type=float, help="Pixel size in metres on the S2 tile's UTM grid."),
     click.option("--patches", default=1000, show_default=True, type=int, help="How many patch pairs to plan."),
     click.option("--seed", default=0, show_default=True, type=int, help="Seed of the patch locations (same seed, same plan)."),
-    click.option("--project", default=None, help="Cloud project registered for Earth Engine."),
     click.option("--max-concurrent", default=20, show_default=True, type=int, help="Most requests (high-volume) or tasks (batch) at once; high-volume at most 40 without --force."),
+    click.option("--force", is_flag=True, help="Allow a region beyond the size limit or more than 40 concurrent requests."),
+]
+_EE = [
+    click.option("--project", default=None, help="Cloud project registered for Earth Engine."),
     click.option("--ee-api-url", default=None, help="Earth Engine endpoint: standard, https://earthengine-highvolume.googleapis.com, or a local fake server."),
     click.option("--ee-credentials", default="default", show_default=True, help="'default' (earthengine authenticate / gcloud ADC), 'none' (local fake only) or a service-account KEY.json."),
-    click.option("--force", is_flag=True, help="Allow a region beyond the size limit or more than 40 concurrent requests."),
 ]
 
 
-def common(fn):
-    for option in reversed(_COMMON):
+def _apply(options, fn):
+    for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def common(fn):
+    return _apply(_COMMON + _EE, fn)
 
 
 def _params(mode: str, **kwargs):
@@ -81,6 +87,10 @@ def run(mode, poll_seconds, beam_args, **kwargs):
     from senclr.beam_flags import check_beam_flags
 
     check_beam_flags(list(beam_args))
+    if params.mode == "highvolume":
+        from .highvolume import worker_processes
+
+        worker_processes(list(beam_args))  # Dataflow without --max_num_workers: refused before any request
     from .run import ExportIncomplete, PairingMismatch
     from .run import run as run_export
 
@@ -91,18 +101,8 @@ def run(mode, poll_seconds, beam_args, **kwargs):
     click.echo(f"done {counts['done']} of {counts['planned']} pairs into {params.out}")
 
 
-_CONNECTION = [
-    click.option("--out", required=True, help="The --out of an export run."),
-    click.option("--project", default=None, help="Cloud project registered for Earth Engine."),
-    click.option("--ee-api-url", default=None, help="Earth Engine endpoint (default: the standard one)."),
-    click.option("--ee-credentials", default="default", show_default=True, help="'default', 'none' (local fake only) or a service-account KEY.json."),
-]
-
-
 def connection(fn):
-    for option in reversed(_CONNECTION):
-        fn = option(fn)
-    return fn
+    return _apply([click.option("--out", required=True, help="The --out of an export run."), *_EE], fn)
 
 
 def _connection(project, ee_api_url, ee_credentials) -> dict:

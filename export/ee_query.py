@@ -33,11 +33,15 @@ def _date(d) -> str:
 
 
 def s2_images(params) -> ee.ImageCollection:
+    """S2 scenes under the cloud limit that Cloud Score+ has scored (its images share system:index)."""
+    region, start, end = ee_geometry(params.region), _date(params.start), _date(params.end)
+    scored = ee.ImageCollection(CLOUD_SCORE_PLUS.ee_id).filterBounds(region).filterDate(start, end)
     return (
         ee.ImageCollection(s2_collection(params.s2_level).ee_id)
-        .filterBounds(ee_geometry(params.region))
-        .filterDate(_date(params.start), _date(params.end))
+        .filterBounds(region)
+        .filterDate(start, end)
         .filter(ee.Filter.lte("CLOUDY_PIXEL_PERCENTAGE", params.s2_max_cloud))
+        .filter(ee.Filter.inList("system:index", scored.aggregate_array("system:index")))
     )
 
 
@@ -118,19 +122,19 @@ def server_side_s1(pairings: list[Pairing], params) -> ee.List:
     def best(patch: ee.Feature) -> ee.Feature:
         candidates = s1.filter(ee.Filter.contains(leftField=".geo", rightValue=patch.geometry()))
         joined = ee.Join.saveBest(matchKey="s1", measureKey="dt_ms").apply(ee.FeatureCollection([patch]), candidates, max_diff)
-        s1_id = ee.Algorithms.If(joined.size().gt(0), ee.Image(joined.first().get("s1")).get("system:index"), None)
-        return ee.Feature(None, {"pair_id": patch.get("pair_id"), "s1": s1_id})
+        s1_id = ee.Algorithms.If(joined.size().gt(0), ee.Image(joined.first().get("s1")).get("system:index"), "")
+        return ee.Feature(None, {"row": ee.List([patch.get("pair_id"), s1_id])})
 
-    return patches.map(best).aggregate_array("s1")
+    return patches.map(best).aggregate_array("row")
 
 
 def check_agreement(pairings: list[Pairing], params, chunk: int = 500) -> list[str]:
-    """Pair ids where Earth Engine's join picks another S1 scene than the Python policy."""
+    """Pair ids where Earth Engine's join picks another S1 scene ("" for none) than the Python policy."""
     disagree = []
     for i in range(0, len(pairings), chunk):
         part = pairings[i : i + chunk]
-        picked = server_side_s1(part, params).getInfo()
-        disagree += [p.pair_id for p, s1 in zip(part, picked) if s1 != p.s1.id]
+        picked = dict(server_side_s1(part, params).getInfo())  # keyed by pair id: order-proof
+        disagree += [p.pair_id for p in part if picked.get(p.pair_id) != p.s1.id]
     return disagree
 
 

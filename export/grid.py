@@ -1,8 +1,8 @@
 """Patches on one grid: fixed patch-sized cells of the S2 tile's UTM grid, sampled from a seed.
 
 Each UTM zone is partitioned once and for all into cells of ``patch_size * scale`` metres whose
-corners are multiples of that side (so also of ``scale``, and of the S2 10 m pixel grid, whose tile
-origins are multiples of 10 m): both sensors are resampled onto exactly these pixels, and a rerun
+corners are multiples of that side (so also of ``scale``; and of the S2 10 m pixel grid, whose tile
+origins are multiples of 10 m, whenever ``scale`` is a multiple of 10 m): both sensors are resampled onto exactly these pixels, and a rerun
 finds the same cells. A cell's lon/lat polygon is its UTM square with ``SEGMENTS`` points per
 edge, projected with the same series as everything else in senclr.export.utm.
 

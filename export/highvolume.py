@@ -5,26 +5,31 @@ cs_cdf) on the patch grid, answered as NPY and stored as it comes (the raw archi
 the pair's .json. Earth Engine's client retries 429/5xx itself (5 times, with backoff); a pair that
 still fails lands in the ledger with its reason: none is dropped silently.
 
-Concurrency: requests run on a thread pool of ``threads`` per worker process, so the DirectRunner
-(one process by default) makes at most ``--max-concurrent`` requests at once. On Dataflow the
-ceiling is workers x threads: ``threads_per_worker`` divides --max-concurrent by
-``--max_num_workers``.
+Concurrency: every worker process holds one semaphore of ``--max-concurrent / processes`` slots,
+shared by all the DoFn instances and threads in it, where ``processes`` is what the runner can start
+(``worker_processes``): 1 for the in-process and multi-threaded DirectRunner,
+``--direct_num_workers`` for the multi-process one, ``--max_num_workers`` on Dataflow (required
+there, with one SDK process per VM). So the whole job never has more than --max-concurrent
+requests in flight.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions, WorkerOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
 from tqdm import tqdm
 
 from senclr import raw_archive, storage
 from senclr.bands import S1_BANDS, s2_collection
+from senclr.errors import InputError
 
 from . import ee_query, ee_session, ledger
 from .plan import pair_meta, pairing_from_json
@@ -32,9 +37,39 @@ from .plan import pair_meta, pairing_from_json
 NAMESPACE = "senclr-export"
 
 
-def threads_per_worker(max_concurrent: int, beam_args: list[str]) -> int:
-    workers = PipelineOptions(beam_args).view_as(WorkerOptions).max_num_workers or 1
-    return max(1, max_concurrent // workers)
+_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+SINGLE_SDK_PROCESS = "--experiments=no_use_multiple_sdk_containers"
+
+
+def _slots(n: int) -> threading.BoundedSemaphore:
+    """The process-wide request slots: shared by every DoFn instance and thread of this process."""
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault(n, threading.BoundedSemaphore(n))
+
+
+def worker_processes(beam_args: list[str]) -> int:
+    """How many worker processes the runner may start (each gets its share of the slots)."""
+    opts = PipelineOptions(beam_args)
+    runner = opts.view_as(StandardOptions).runner or "DirectRunner"
+    if runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+        direct = opts.view_as(DirectOptions)
+        if direct.direct_running_mode != "multi_processing":
+            return 1
+        return direct.direct_num_workers or os.cpu_count() or 1
+    workers = opts.view_as(WorkerOptions).max_num_workers
+    if not workers:
+        raise InputError(f"with --runner {runner}, pass --max_num_workers so the requests of all workers "
+                         "together stay within --max-concurrent")
+    return workers
+
+
+def runner_flags(beam_args: list[str]) -> list[str]:
+    """Dataflow runs one SDK process per VM when asked: then worker_processes counts them right."""
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner or ""
+    if "Dataflow" in runner and SINGLE_SDK_PROCESS not in beam_args:
+        return [*beam_args, SINGLE_SDK_PROCESS]
+    return list(beam_args)
 
 
 def check_npy(data: bytes, size: int, s2_level: str) -> None:
@@ -48,8 +83,8 @@ def check_npy(data: bytes, size: int, s2_level: str) -> None:
 class FetchPairsFn(beam.DoFn):
     """A batch of planned pairs -> their pair ids when stored; failures go to the ledger."""
 
-    def __init__(self, connection: dict, out: str, s2_level: str, mode: str, threads: int, total: int, progress: bool):
-        self.connection, self.out, self.s2_level, self.mode, self.threads = connection, out, s2_level, mode, threads
+    def __init__(self, connection: dict, out: str, s2_level: str, mode: str, slots: int, total: int, progress: bool):
+        self.connection, self.out, self.s2_level, self.mode, self.slots = connection, out, s2_level, mode, slots
         self.total, self.progress = total, progress
 
     def setup(self):
@@ -65,7 +100,8 @@ class FetchPairsFn(beam.DoFn):
 
         pairing = pairing_from_json(entry)
         try:
-            data = ee.data.computePixels(ee_query.pixels_request(pairing, self.s2_level))
+            with _slots(self.slots):
+                data = ee.data.computePixels(ee_query.pixels_request(pairing, self.s2_level))
             check_npy(data, pairing.patch.size_px, self.s2_level)
         except Exception as e:  # noqa: BLE001 - after EE's own retries every failure is recorded
             return entry["pair_id"], f"{type(e).__name__}: {e}"[:500]
@@ -75,7 +111,7 @@ class FetchPairsFn(beam.DoFn):
         return entry["pair_id"], None
 
     def process(self, batch):
-        with ThreadPoolExecutor(self.threads) as pool:
+        with ThreadPoolExecutor(self.slots) as pool:
             for pair_id, error in pool.map(self._fetch, batch):
                 self.bar.update(1)
                 if error:
@@ -90,15 +126,15 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
     """Fetch every planned pair not yet done; returns the ledger counts afterwards."""
     done = ledger.done_ids(params.out)
     todo = [p for p in plan["pairs"] if p["pair_id"] not in done]
-    threads = threads_per_worker(params.max_concurrent, beam_args)
+    slots = max(1, params.max_concurrent // worker_processes(beam_args))
     connection = {"project": params.project, "credentials": params.ee_credentials, "api_url": params.ee_api_url}
     if todo:
-        with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+        with beam.Pipeline(options=PipelineOptions(runner_flags(beam_args))) as p:
             _ = (
                 p
                 | "Planned" >> beam.Create(todo)
-                | "Batch" >> beam.BatchElements(min_batch_size=threads, max_batch_size=4 * threads)
+                | "Batch" >> beam.BatchElements(min_batch_size=slots, max_batch_size=4 * slots)
                 | "ComputePixels" >> beam.ParDo(
-                    FetchPairsFn(connection, params.out, params.s2_level, params.mode, threads, len(todo), progress))
+                    FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress))
             )
     return ledger.counts(params.out, plan)

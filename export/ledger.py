@@ -33,17 +33,20 @@ def read_plan(out: str) -> dict | None:
     return json.loads(storage.read_text(uri)) if storage.exists(uri) else None
 
 
-def check_same_plan(out: str, parameters: dict) -> dict | None:
-    """The plan already under ``out`` when it was made with the same arguments, else None.
+def check_same_plan(out: str, identity: dict) -> dict | None:
+    """The plan already under ``out`` when it was made with the same plan-defining arguments.
 
-    A plan made with other arguments is refused: mixing two exports in one folder would make
-    neither resumable.
+    None when ``out`` holds no export yet. A plan made with other arguments is refused (mixing two
+    exports in one folder would make neither resumable), and so is a folder that holds a raw
+    archive or files of something else.
     """
     plan = read_plan(out)
     if plan is None:
+        if storage.is_dir(out) and any(True for _ in storage.list_files(out, limit=1)):
+            raise InputError(f"--out {out} already holds files that are not an export ledger: choose a new --out")
         return None
-    if plan["parameters"] != parameters:
-        changed = sorted(k for k in set(plan["parameters"]) | set(parameters) if plan["parameters"].get(k) != parameters.get(k))
+    if plan["identity"] != identity:
+        changed = sorted(k for k in set(plan["identity"]) | set(identity) if plan["identity"].get(k) != identity.get(k))
         raise InputError(f"{out} holds an export planned with other arguments ({', '.join(changed)} differ): "
                          "rerun with the same arguments to resume, or choose a new --out")
     return plan
@@ -55,8 +58,8 @@ def done_ids(out: str) -> set[str]:
     return stored | {i for t in tasks(out).values() if t["state"] == "SUCCEEDED" for i in t["pair_ids"]}
 
 
-def mark_failed(out: str, pair_id: str, reason: str, attempts: int = 1) -> None:
-    record = {"pair_id": pair_id, "reason": reason, "attempts": attempts}
+def mark_failed(out: str, pair_id: str, reason: str) -> None:
+    record = {"pair_id": pair_id, "reason": reason}
     storage.write_text(_uri(out, "failed", f"{pair_id}.json"), json.dumps(record, sort_keys=True))
 
 

@@ -25,6 +25,11 @@ MAX_DT_DAYS = 30  # beyond this the two views show different seasons (SSL4EO-S12
 HIGHVOLUME_MAX_CONCURRENT = 40  # Earth Engine's documented concurrent-request quota
 BATCH_MAX_QUEUED = 3000  # Earth Engine's limit on queued export tasks per user
 S2_LEVELS = ("l1c", "l2a")
+MIN_SCALE_M, MAX_SCALE_M = 1.0, 1000.0  # finer than S2's 10 m only oversamples; coarser loses the scene
+# What defines the plan: a rerun with these equal resumes; execution settings (concurrency,
+# endpoint, project, credentials, --force) may change between runs.
+PLAN_FIELDS = ("region", "start", "end", "max_dt_days", "s2_level", "s2_max_cloud", "patch_size", "scale",
+               "patches", "seed", "mode")
 MODES = ("batch", "highvolume")
 
 
@@ -65,6 +70,11 @@ class ExportParams:
         d["region_bounds"] = list(self.region.bounds)
         d["start"], d["end"] = self.start.isoformat(), self.end.isoformat()
         return manifest_lib.scrub(d)  # drops ee_credentials (a key path says where a secret lives)
+
+    def plan_identity(self) -> dict:
+        """The arguments that decide which pairs are planned (see PLAN_FIELDS)."""
+        d = self.to_json()
+        return {k: d[k] for k in PLAN_FIELDS}
 
 
 def _number(name: str, value, kind=float):
@@ -159,6 +169,10 @@ def _url(value) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise InputError(f"--ee-api-url {value!r} is not an http(s) URL: e.g. "
                          "https://earthengine-highvolume.googleapis.com or http://127.0.0.1:8080")
+    if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        # the URL is recorded in plans and manifests: it must not carry a password or a token
+        raise InputError("--ee-api-url must be a plain endpoint without user:password@, ?query or #fragment; "
+                         "pass credentials with --ee-credentials")
     return str(value).strip().rstrip("/")
 
 
@@ -201,7 +215,7 @@ def build_params(*, region, start, end, out, today: date | None = None, max_dt_d
         s2_level=_choice("s2-collection", s2_level, S2_LEVELS),
         s2_max_cloud=_in_range("s2-max-cloud", s2_max_cloud, 0, 100),
         min_clear=_in_range("min-clear", min_clear, 0, 1), cs_threshold=_in_range("cs-threshold", cs_threshold, 0, 1),
-        patch_size=_patch_size(patch_size), scale=_in_range("scale", scale, 0, None, lo_open=True),
+        patch_size=_patch_size(patch_size), scale=_in_range("scale", scale, MIN_SCALE_M, MAX_SCALE_M),
         patches=_in_range("patches", patches, 1, None, int), seed=_in_range("seed", seed, 0, None, int),
         project=_project(project), max_concurrent=_max_concurrent(max_concurrent, mode, force), mode=mode,
         ee_api_url=_url(ee_api_url), ee_credentials=_credentials(ee_credentials), force=force,

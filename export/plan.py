@@ -2,13 +2,14 @@
 
 A plan is JSON: the arguments (no credentials), scene counts, every pair (patch on its UTM grid,
 both products, Δt), the patches dropped with their reason, the Δt distribution, the requests or
-tasks needed and the bytes expected. ``run`` executes exactly this list, so rerunning the same
-command plans the same pairs.
+tasks needed and the bytes expected. Planning is deterministic (same arguments, same pairs);
+``run`` plans once, keeps the plan in its ledger and executes exactly that list on every rerun.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import datetime
 
 from senclr import __version__
@@ -23,10 +24,12 @@ PAIRS_PER_TASK = 1000  # batch mode: one task exports up to this many pairs (see
 SOURCE = {"highvolume": "ee-highvolume", "batch": "ee-batch"}
 
 
-def bytes_per_pair(patch_size: int, s2_level: str) -> int:
-    """NPY payload of one pair: S1 2 x float32, S2 bands x uint16, cs_cdf float32, plus header."""
+def bytes_per_pair(patch_size: int, s2_level: str, mode: str = "highvolume") -> int:
+    """Stored size of one pair. High-volume NPY: S1 2 x float32, S2 bands x uint16, cs_cdf float32.
+    Batch TFRecord tables store every value as a float (4 bytes), before gzip."""
     n_s2 = len(s2_collection(s2_level).band_names)
-    return patch_size * patch_size * (2 * 4 + n_s2 * 2 + 4) + 512
+    per_pixel = 2 * 4 + n_s2 * 2 + 4 if mode == "highvolume" else (2 + n_s2 + 1) * 4
+    return patch_size * patch_size * per_pixel + 512
 
 
 def _scene_json(s: Scene) -> dict:
@@ -69,18 +72,17 @@ def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
     footprints = [(s.id, s.crs, s.footprint) for s in s2 if s.crs]
     samples = sample_patches(params.region, footprints, params.patches, params.patch_size, params.scale, params.seed)
     pairings, dropped = pair_patches(samples, s2, s1, params.max_dt_hours)
-    reasons: dict[str, int] = {}
-    for _, reason in dropped:
-        reasons[reason] = reasons.get(reason, 0) + 1
+    reasons = dict(Counter(reason for _, reason in dropped))
     n = len(pairings)
     plan = {
         "kind": "senclr-export-plan", "senclr_version": __version__, "parameters": params.to_json(),
+        "identity": params.plan_identity(),
         "scenes": {"s2": len(s2), "s1": len(s1)},
         "patches": {"asked": params.patches, "sampled": len(samples), "paired": n, "dropped": reasons},
         "dt_hours": dt_histogram(pairings),
         "requests": n if params.mode == "highvolume" else 0,
         "tasks": math.ceil(n / PAIRS_PER_TASK) if params.mode == "batch" else 0,
-        "estimated_bytes": n * bytes_per_pair(params.patch_size, params.s2_level),
+        "estimated_bytes": n * bytes_per_pair(params.patch_size, params.s2_level, params.mode),
         "pairs": [pairing_json(p) for p in pairings],
     }
     return plan, s2, s1, pairings

@@ -131,7 +131,10 @@ def _from_file(path: str):
         if g.get("type") not in _GEOJSON_POLYGONAL:
             continue
         try:
-            polys.append(shapely.force_2d(shape(g)))
+            poly = shapely.force_2d(shape(g))
+            if not np.isfinite(shapely.get_coordinates(poly)).all():
+                raise ValueError("NaN or infinite coordinates")
+            polys.append(poly)
         except Exception as err:  # shapely raises several types for malformed coordinates
             raise InputError(f"--region {path!r}: a {g.get('type')} has malformed coordinates ({err}): "
                              "each ring must be a list of [lon, lat] positions, first = last") from None

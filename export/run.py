@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from senclr import manifest as manifest_lib
 from senclr.bands import S1_BANDS, s2_collection
 from senclr.errors import InputError
@@ -25,7 +27,7 @@ def connect(params) -> None:
 
 def planned(params) -> dict:
     """The plan under --out when resuming, else a new one (checked against the server-side join)."""
-    plan = ledger.check_same_plan(params.out, params.to_json())
+    plan = ledger.check_same_plan(params.out, params.plan_identity())
     if plan is not None:
         return plan
     plan, _, _, pairings = make_plan(params)
@@ -42,11 +44,7 @@ def planned(params) -> dict:
 
 def write_manifest(params, plan: dict, counts: dict) -> dict:
     """The raw archive's manifest, once every planned pair is done or failed."""
-    failed = ledger.failures(params.out)
-    reasons: dict[str, int] = {}
-    for record in failed.values():
-        kind = record["reason"].split(":", 1)[0]
-        reasons[kind] = reasons.get(kind, 0) + 1
+    reasons = dict(Counter(r["reason"].split(":", 1)[0] for r in ledger.failures(params.out).values()))
     m = manifest_lib.new(
         "raw", f"export run --mode {params.mode}", params.to_json(), seed=params.seed, source=f"ee-{params.mode}",
         format="pairs/*.npy + *.json" if params.mode == "highvolume" else "tasks/*.tfrecord.gz: Earth Engine table TFRecords, one feature per pair",
@@ -54,6 +52,7 @@ def write_manifest(params, plan: dict, counts: dict) -> dict:
         bands={"s1": list(S1_BANDS), "s2": list(s2_collection(params.s2_level).band_names), "s2_level": params.s2_level},
         counts={"read": counts["planned"], "kept": counts["done"], "rejected": reasons},
         plan={k: plan[k] for k in ("scenes", "patches", "dt_hours")}, ledger=ledger.LEDGER,
+        filters={"min_clear": params.min_clear, "cs_threshold": params.cs_threshold},
     )
     manifest_lib.write(params.out, m)
     return m
@@ -76,7 +75,8 @@ def run(params, beam_args: list[str], poll_seconds: float = 15.0) -> dict:
         write_manifest(params, plan, counts)
     if counts["failed"]:
         raise ExportIncomplete(f"{counts['failed']} of {counts['planned']} pairs failed after Earth Engine's retries "
-                               f"(reasons in {params.out}/ledger/failed/); run the same command again to retry them")
+                               f"(reasons: `senclr export status --out {params.out} --offline`); "
+                               "run the same command again to retry them")
     return counts
 
 
@@ -91,15 +91,10 @@ def status(out: str, connection: dict | None = None) -> dict:
         ee_session.connect(**connection)
         ee_session.check_access()
         batch.refresh(out)
-    counts = ledger.counts(out, plan)
-    reasons: dict[str, int] = {}
-    for record in ledger.failures(out).values():
-        reasons[record["reason"][:120]] = reasons.get(record["reason"][:120], 0) + 1
-    tasks = ledger.tasks(out)
-    states: dict[str, int] = {}
-    for t in tasks.values():
-        states[t["state"]] = states.get(t["state"], 0) + 1
-    return {"counts": counts, "failure_reasons": reasons, "mode": plan["parameters"]["mode"], "tasks": states}
+    reasons = Counter(r["reason"][:120] for r in ledger.failures(out).values())
+    states = Counter(t["state"] for t in ledger.tasks(out).values())
+    return {"counts": ledger.counts(out, plan), "failure_reasons": dict(reasons), "mode": plan["parameters"]["mode"],
+            "tasks": dict(states)}
 
 
 def cancel(out: str, connection: dict) -> list[str]:

@@ -180,7 +180,7 @@ def test_defaults_are_the_documented_ones():
     (dict(min_clear=1.5), "--min-clear"), (dict(cs_threshold=-0.1), "--cs-threshold"),
     (dict(patch_size=127), "even"), (dict(patch_size=8), "--patch-size must be >= 16"),
     (dict(patch_size=2048), "<= 1024"), (dict(patch_size=12.5), "whole number"),
-    (dict(scale=0), "--scale must be > 0"), (dict(scale=float("nan")), "finite"),
+    (dict(scale=0), "--scale must be >= 1.0 and <= 1000.0"), (dict(scale=float("nan")), "finite"),
     (dict(patches=0), "--patches must be >= 1"), (dict(patches=True), "--patches must be a number"),
     (dict(seed=-1), "--seed"), (dict(seed="abc"), "--seed must be a whole number"),
     (dict(out=None), "--out is required"), (dict(out="  "), "--out is required"),

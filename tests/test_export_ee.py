@@ -45,16 +45,21 @@ S1_SCENES = [Scene(i, t, g, o, r) for i, t, g, o, r in S1_ROWS]
 
 
 def _join_answer(expression):
-    """What Earth Engine's per-patch saveBest join returns, computed here with shapely."""
-    out = []
+    """What Earth Engine's per-patch saveBest join returns ([pair_id, s1 id] rows), computed here
+    with shapely from the patches and the maxDifference the expression carries."""
+    max_diffs = find_calls(expression, "Filter.maxDifference")
+    max_diff = max_diffs[0]
+    assert all(m == max_diff for m in max_diffs)
+    assert max_diff["leftField"] == max_diff["rightField"] == "system:time_start"
+    rows = []
     for f in find_calls(expression, "Feature"):
         props = f.get("metadata") or {}
         if "system:time_start" not in props:  # the features the map builds, not the patches
             continue
         s2 = Scene("s2", datetime.fromtimestamp(props["system:time_start"] / 1000, timezone.utc), None)
-        best = best_s1(Polygon(f["geometry"].args["coordinates"][0]), s2, S1_SCENES, 72)
-        out.append(best.id if best else None)
-    return out
+        best = best_s1(Polygon(f["geometry"].args["coordinates"][0]), s2, S1_SCENES, max_diff["difference"] / 3.6e6)
+        rows.append([props["pair_id"], best.id if best else ""])
+    return rows[::-1]  # any order: rows are matched by pair id
 
 
 def _compute(expression):
@@ -98,8 +103,13 @@ def test_plan_starts_nothing_and_writes_plan_and_map(ee_server, tmp_path):
     assert not ee_server.calls("image:computePixels", status=None) and not ee_server.calls("image:export", status=None)
     [query] = [r.body["expression"] for r in ee_server.calls("value:compute") if find_calls(r.body["expression"], "ImageCollection.load")]
     ids = {c["id"] for c in find_calls(query, "ImageCollection.load")}
-    assert ids == {"COPERNICUS/S2_HARMONIZED", "COPERNICUS/S1_GRD"}
-    assert {"params": {}} != find_calls(query, "Filter.listContains")
+    assert ids == {"COPERNICUS/S2_HARMONIZED", "COPERNICUS/S1_GRD", "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"}
+    assert {"leftField": "CLOUDY_PIXEL_PERCENTAGE", "rightValue": 30.0} in find_calls(query, "Filter.greaterThan")
+    assert {"leftField": "instrumentMode", "rightValue": "IW"} in find_calls(query, "Filter.equals")
+    pols = [c.get("rightValue") for c in find_calls(query, "Filter.listContains") if c.get("leftField") == "transmitterReceiverPolarisation"]
+    assert sorted(pols) == ["VH", "VV"]
+    ranges = {(c["leftValue"].args["start"], c["leftValue"].args["end"]) for c in find_calls(query, "Filter.dateRangeContains")}
+    assert ("2021-06-01", "2021-07-01") in ranges and ("2021-05-29", "2021-07-04") in ranges  # S1 widened by --max-dt
     assert "ee_credentials" not in json.dumps(plan)
 
 
@@ -284,7 +294,7 @@ def test_plans_are_stable_and_disagreement_starts_nothing(ee_server, tmp_path):
     ids = [[p["pair_id"] for p in json.load(open(os.path.join(o, "plan.json")))["pairs"]] for o in (a, b)]
     assert ids[0] == ids[1]
 
-    ee_server.compute = lambda e: ["S1B_other"] * 12 if find_calls(e, "Join.saveBest") else _compute(e)
+    ee_server.compute = lambda e: [[r[0], "S1B_other"] for r in _join_answer(e)] if find_calls(e, "Join.saveBest") else _compute(e)
     r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(tmp_path / "raw"), "--ee-api-url", ee_server.url])
     assert r.exit_code == 1 and "disagree" in r.output
     assert not ee_server.calls("image:computePixels", status=None)
@@ -296,3 +306,66 @@ def test_missing_project_says_how_to_authenticate(ee_server, tmp_path):
     r = CliRunner().invoke(cli, ["export", "run", *args, "--out", str(tmp_path / "raw"), "--ee-api-url", ee_server.url])
     assert r.exit_code == 2 and "--project" in r.output and "authenticate" in r.output
     assert len(ee_server.requests) == n
+
+
+def test_concurrency_cap_holds_across_worker_processes(ee_server, tmp_path):
+    import time
+
+    def slow(body):
+        time.sleep(0.05)
+        return _pixels(body)
+
+    ee_server.compute_pixels = slow
+    out = str(tmp_path / "raw")
+    r = _invoke(["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url, "--max-concurrent", "4", "--",
+                 "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert r.exit_code == 0, r.output
+    assert len(raw_archive.list_pairs(out)) == 12
+    assert 1 <= ee_server.max_in_flight["image:computePixels"] <= 4
+
+
+def test_resume_may_change_execution_settings_but_not_the_plan(ee_server, tmp_path):
+    out = str(tmp_path / "raw")
+    ee_server.compute_pixels = lambda body: (_ for _ in ()).throw(Fault(400, "down"))
+    assert _invoke(["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url]).exit_code == 1
+    ee_server.compute_pixels = _pixels
+    r = _invoke(["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url, "--max-concurrent", "2"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", out, "--ee-api-url", ee_server.url, "--seed", "5"])
+    assert r.exit_code == 2 and "seed" in r.output
+
+
+def test_out_holding_something_else_is_refused(ee_server, tmp_path):
+    out = tmp_path / "mixed"
+    assert _invoke(["synthetic", "--out", str(out), "--pairs", "3"]).exit_code == 0
+    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(out), "--ee-api-url", ee_server.url])
+    assert r.exit_code == 2 and "not an export ledger" in r.output
+    assert len(raw_archive.list_pairs(str(out))) == 3
+
+
+def test_secrets_in_the_url_and_dataflow_without_worker_cap_are_refused(ee_server, tmp_path):
+    n = len(ee_server.requests)
+    url = ee_server.url.replace("http://", "http://user:s3cret@")
+    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(tmp_path / "a"), "--ee-api-url", url])
+    assert r.exit_code == 2 and "s3cret" not in r.output
+    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(tmp_path / "b"), "--ee-api-url", ee_server.url,
+                                 "--", "--runner", "DataflowRunner"])
+    assert r.exit_code == 2 and "--max_num_workers" in r.output
+    assert len(ee_server.requests) == n
+
+
+def test_batch_rerun_retries_tasks_that_failed_for_good(ee_server, gcs, tmp_path):
+    ee_server.script = lambda body: [{"state": "FAILED", "error": {"code": 13, "message": "internal"}}]
+    args = _batch_args(gcs, ee_server, tmp_path.name, patches="20")
+    assert CliRunner().invoke(cli, ["export", *args]).exit_code == 1
+    ee_server.script = lambda body: ["PENDING", "SUCCEEDED"]
+    r = _invoke(args)
+    assert r.exit_code == 0, r.output
+    assert len(ee_server.calls("table:export")) == 4  # 3 failed attempts, then one that succeeded
+
+
+def test_batch_conflict_on_a_repeated_request_adopts_the_started_task(ee_server, gcs, tmp_path):
+    ee_server.fail_next(1, 409, endpoints=("table:export",), after_handling=True)  # started, then "already exists"
+    r = _invoke(_batch_args(gcs, ee_server, tmp_path.name, patches="20"))
+    assert r.exit_code == 0, r.output
+    assert len(ee_server.operations) == 1 and ee_server.calls("operations.list")
