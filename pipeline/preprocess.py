@@ -21,6 +21,8 @@ from senclr.pipeline import filters, transforms
 from senclr.pipeline.split import parse_fractions
 from senclr.schema import SCHEMA_VERSION, SPLITS
 
+DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
+
 # Bytes per pixel of a stored record: S1 2 x float16, cs_cdf float16, labels 2 x 1 byte.
 _FIXED_BYTES_PER_PIXEL = 2 * 2 + 2 + 2
 
@@ -70,8 +72,8 @@ def _raw_inputs(input_: str) -> tuple[dict, list[str]]:
 def preprocess(
     input: str,
     output: str,
-    min_clear: float = 0.8,
-    cs_threshold: float = 0.6,
+    min_clear: float | None = None,
+    cs_threshold: float | None = None,
     max_nodata: float = 0.05,
     split: str = "0.8,0.1,0.1",
     cell_deg: float = 0.25,
@@ -89,7 +91,7 @@ def preprocess(
     beam_args = list(beam_args or [])
     check_beam_flags(beam_args)
     for name, value in (("--min-clear", min_clear), ("--cs-threshold", cs_threshold), ("--max-nodata", max_nodata)):
-        if not 0 <= value <= 1:
+        if value is not None and not 0 <= value <= 1:
             raise InputError(f"{name} must be between 0 and 1, got {value}")
     if cell_deg <= 0 or shard_mb <= 0:
         raise InputError("--cell-deg and --shard-mb must be positive")
@@ -98,6 +100,9 @@ def preprocess(
     except ValueError as e:
         raise InputError(str(e)) from None
     raw, uris = _raw_inputs(input)
+    recorded = raw.get("filters", {})  # the Cloud Score+ policy an export recorded, if any
+    min_clear = min_clear if min_clear is not None else recorded.get("min_clear", DEFAULT_MIN_CLEAR)
+    cs_threshold = cs_threshold if cs_threshold is not None else recorded.get("cs_threshold", DEFAULT_CS_THRESHOLD)
     stage = _staging(input, output, overwrite)
 
     s1_bands, s2_bands = raw["bands"]["s1"], raw["bands"]["s2"]

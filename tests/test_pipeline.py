@@ -223,3 +223,18 @@ def test_preprocess_gcs_to_gcs(gcs, pairs):
     assert m["counts"]["kept"] == 12
     assert storage.exists(out + "/manifest.json")
     assert len(list(iter_records(out))) == 12
+
+
+def test_cloud_policy_recorded_by_the_export_is_the_default(tmp_path, pairs):
+    import json as json_lib
+
+    for p in pairs:
+        p.cloud[:] = 0.7  # clear at cs_threshold 0.6, cloudy at 0.75
+    raw = str(tmp_path / "raw")
+    write_raw_archive(raw, pairs)
+    m = json_lib.loads(open(os.path.join(raw, "manifest.json")).read())
+    m["filters"] = {"min_clear": 0.5, "cs_threshold": 0.75}
+    manifest_lib.write(raw, m)
+    with pytest.raises(InputError, match="cloudy"):
+        preprocess(raw, str(tmp_path / "a"))
+    assert preprocess(raw, str(tmp_path / "b"), cs_threshold=0.6)["counts"]["kept"] == 30
