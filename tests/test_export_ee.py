@@ -369,3 +369,36 @@ def test_batch_conflict_on_a_repeated_request_adopts_the_started_task(ee_server,
     r = _invoke(_batch_args(gcs, ee_server, tmp_path.name, patches="20"))
     assert r.exit_code == 0, r.output
     assert len(ee_server.operations) == 1 and ee_server.calls("operations.list")
+
+
+def test_a_run_killed_for_real_resumes_without_duplicates_or_gaps(ee_server, tmp_path):
+    """SIGKILL the CLI in the middle of a high-volume run, then run the same command again."""
+    import signal
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "raw")
+    args = ["export", "run", *ARGS, "--out", out, "--ee-api-url", ee_server.url, "--max-concurrent", "1"]
+    proc = {}
+    served = {"n": 0}
+
+    def killing(body):
+        served["n"] += 1
+        if served["n"] == 6:  # the 6th request: the process dies while waiting for its answer
+            os.kill(proc["p"].pid, signal.SIGKILL)
+        return _pixels(body)
+
+    ee_server.compute_pixels = killing
+    code = "from senclr.cli import main; import sys; main(sys.argv[1:])"
+    proc["p"] = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc["p"].wait(timeout=120) == -signal.SIGKILL
+    survived = set(raw_archive.list_pairs(out))
+    assert 1 <= len(survived) <= 5 and not os.path.exists(os.path.join(out, "manifest.json"))
+
+    ee_server.compute_pixels = _pixels
+    before = len(ee_server.calls("image:computePixels"))
+    r = _invoke(args[1:])
+    assert r.exit_code == 0, r.output
+    assert len(ee_server.calls("image:computePixels")) - before == 12 - len(survived)  # no pair fetched twice
+    assert set(raw_archive.list_pairs(out)) >= survived and len(raw_archive.list_pairs(out)) == 12
+    assert manifest.read(out)["counts"] == {"read": 12, "kept": 12, "rejected": {}}
