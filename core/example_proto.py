@@ -7,7 +7,6 @@ same features always give the same bytes (TensorFlow's own map order is not guar
 
 from __future__ import annotations
 
-import struct
 
 import numpy as np
 
@@ -89,13 +88,14 @@ def _signed64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _decode_feature(buf: bytes):
+def _decode_feature(buf: bytes, arrays: bool = False):
     for kind, _, payload in _fields(buf):
         if kind == 1:
             return [v for _, _, v in _fields(payload)]
         if kind == 2:
             chunks = [v for _, _, v in _fields(payload)]  # packed: one chunk; unpacked: 4 bytes each
-            return np.frombuffer(b"".join(chunks), "<f4").tolist()
+            values = np.frombuffer(b"".join(chunks), "<f4")
+            return values.astype(np.float32) if arrays else values.tolist()
         if kind == 3:
             out = []
             for _, wire, v in _fields(payload):
@@ -106,12 +106,16 @@ def _decode_feature(buf: bytes):
                     while p < len(v):
                         x, p = _read_varint(v, p)
                         out.append(_signed64(x))
-            return out
+            return np.asarray(out, np.int64) if arrays else out
     return []
 
 
-def decode_example(buf: bytes) -> dict:
-    """Parse a tf.train.Example into {name: [bytes] | [float] | [int]}."""
+def decode_example(buf: bytes, arrays: bool = False) -> dict:
+    """Parse a tf.train.Example into {name: [bytes] | [float] | [int]}.
+
+    With ``arrays`` float and int64 lists come back as numpy arrays (float32, int64): a P x P band
+    of an Earth Engine table export is then one copy, not P x P Python floats.
+    """
     out = {}
     for _, _, features in _fields(buf):
         for _, _, entry in _fields(features):
@@ -121,5 +125,5 @@ def decode_example(buf: bytes) -> dict:
                     key = v.decode()
                 elif num == 2:
                     value = v
-            out[key] = _decode_feature(value)
+            out[key] = _decode_feature(value, arrays)
     return out

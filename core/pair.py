@@ -70,6 +70,23 @@ class PairMeta:
         return cls(**d)
 
 
+def meta_from_plan_entry(entry: dict, source: str) -> PairMeta:
+    """The PairMeta of one pair of an export plan (``ledger/plan.json``'s ``pairs``).
+
+    In the core because both the export (writing raw archives) and the readers of batch exports
+    (which find a pair's metadata only in the plan) need it.
+    """
+    patch, s1, s2 = entry["patch"], entry["s1"], entry["s2"]
+    cloud = s2.get("cloud_pct")
+    return PairMeta(
+        pair_id=entry["pair_id"], lon=patch["lon"], lat=patch["lat"], crs=patch["crs"],
+        transform=tuple(patch["transform"]), pixel_size=patch["scale"],
+        s1_id=s1["id"], s2_id=s2["id"], s1_time=s1["time"], s2_time=s2["time"],
+        s1_orbit=s1.get("orbit") or "", s1_relative_orbit=int(s1.get("relative_orbit") or 0),
+        s2_cloud_pct=float("nan") if cloud is None else float(cloud), source=source,
+    )
+
+
 @dataclass
 class PatchPair:
     """S1 [H,W,2] dB float32, S2 [H,W,C] reflectance x 10000 uint16, cs_cdf [H,W] float32.

@@ -21,6 +21,7 @@ import numpy as np
 
 from senclr import storage
 from senclr.bands import S1_BANDS
+from senclr.casualty import ReadError
 from senclr.pair import PairMeta, PatchPair
 
 PAIRS_DIR = "pairs"
@@ -56,10 +57,10 @@ def from_structured(arr: np.ndarray, meta: PairMeta) -> PatchPair:
     names = arr.dtype.names or ()
     missing = [b for b in (*S1_BANDS, CLOUD_FIELD) if b not in names]
     if missing:
-        raise ValueError(f"pair {meta.pair_id}: missing bands {missing} (has {list(names)})")
+        raise ReadError(f"pair {meta.pair_id}: missing bands {missing} (has {list(names)})", "missing_bands")
     s2_bands = tuple(n for n in names if n.startswith("B"))
     if not s2_bands:
-        raise ValueError(f"pair {meta.pair_id}: no Sentinel-2 bands (has {list(names)})")
+        raise ReadError(f"pair {meta.pair_id}: no Sentinel-2 bands (has {list(names)})", "missing_bands")
     return PatchPair(
         meta=meta,
         s1=np.stack([arr[b].astype(np.float32) for b in S1_BANDS], axis=-1),

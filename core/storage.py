@@ -8,12 +8,14 @@ google-cloud-storage honours ``STORAGE_EMULATOR_HOST``, which is how the tests r
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import functools
 import os
+import re
 import shutil
 import tempfile
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from senclr.errors import InputError
 
@@ -84,7 +86,8 @@ def _gcs_errors(uri: str):
     except exceptions.NotFound as e:
         if "bucket" in str(e).lower():
             raise InputError(f"the bucket of {uri} does not exist: create it or fix the path") from None
-        raise
+        # A missing object reads like a missing local file: callers handle one exception.
+        raise FileNotFoundError(errno.ENOENT, "no such object", uri) from None
 
 
 def refuse_file(uri: str, flag: str) -> None:
@@ -99,6 +102,20 @@ def read_bytes(uri: str) -> bytes:
             return _blob(uri).download_as_bytes()
     with open(uri, "rb") as f:
         return f.read()
+
+
+@contextlib.contextmanager
+def open_read(uri: str) -> Iterator[BinaryIO]:
+    """A file or object opened for streaming reads, so a large file never sits whole in memory."""
+    if is_gcs(uri):
+        blob = _blob(uri)
+        with _gcs_errors(uri):
+            blob.reload()  # a missing object fails here, as FileNotFoundError, not mid-stream
+        with blob.open("rb", chunk_size=8 << 20) as f:
+            yield f
+        return
+    with open(uri, "rb") as f:
+        yield f
 
 
 def read_text(uri: str) -> str:
@@ -159,6 +176,53 @@ def list_files(prefix: str, pattern: str = "*", limit: int | None = None) -> Ite
             if fnmatch.fnmatch(f, pattern) and not f.startswith(".tmp-")
         )
     yield from (found[:limit] if limit else found)
+
+
+GLOB_CHARS = "*?["
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in str(pattern) for c in GLOB_CHARS)
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    """Shell-style pattern as a regex: ``*`` and ``?`` stay inside one path segment, ``**`` crosses them."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        j = pattern.find("]", i + 2) if c == "[" else -1  # a "]" right after "[" belongs to the set
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 1
+        elif c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif j > 0:
+            body = pattern[i + 1 : j]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def glob(pattern: str) -> list[str]:
+    """Files (local or gs://) matching a shell-style pattern, sorted; ``**`` matches any depth.
+
+    One recursive listing under the pattern's fixed leading folders, the same on both kinds of
+    storage, so a pattern means the same thing for a local copy and its bucket.
+    """
+    pattern = str(pattern) if is_gcs(pattern) else os.path.abspath(pattern)
+    if not is_glob(pattern):
+        return [pattern] if exists(pattern) and not os.path.isdir(pattern) else []  # (isdir is False for gs://)
+    first = min(pattern.index(c) for c in GLOB_CHARS if c in pattern)
+    base = pattern[: pattern.rfind("/", 0, first)]
+    if not is_gcs(pattern) and not os.path.isdir(base):
+        return []
+    regex = _glob_regex(pattern)
+    return [f for f in list_files(base) if regex.match(f)]
 
 
 def size(uri: str) -> int:

@@ -1,13 +1,19 @@
 """TFRecord framing without TensorFlow: length, masked CRC32C, payload, masked CRC32C.
 
 The same bytes TensorFlow's ``TFRecordWriter`` produces, so ``tf.data.TFRecordDataset`` reads
-what this writes and the numpy-only reader reads what TensorFlow writes.
+what this writes and the numpy-only reader reads what TensorFlow writes. ``read_file`` streams a
+file (gzip'd when its name ends in ``.gz``, as Earth Engine's table exports are) record by record,
+so a damaged file still gives every record before the damage.
 """
 
 from __future__ import annotations
 
+import gzip
 import struct
-from typing import Iterable, Iterator
+import zlib
+from typing import BinaryIO, Iterable, Iterator
+
+from senclr import storage
 
 try:  # C implementation, installed with google-cloud-storage
     import google_crc32c
@@ -68,3 +74,49 @@ def iter_records(data: bytes, verify: bool = True, name: str = "<bytes>") -> Ite
             raise CorruptRecordError(f"{name}: bad data checksum at byte {pos}")
         yield record
         pos = end + 4
+
+
+def _read_exact(f: BinaryIO, n: int, name: str, pos: int) -> bytes:
+    """Up to ``n`` bytes (fewer only at the end); a broken gzip stream is a CorruptRecordError."""
+    chunks, got = [], 0
+    try:
+        while got < n:
+            chunk = f.read(n - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise CorruptRecordError(f"{name}: compressed data broken near record byte {pos} ({e})") from None
+    return b"".join(chunks)
+
+
+def iter_stream(f: BinaryIO, verify: bool = True, name: str = "<stream>") -> Iterator[bytes]:
+    """Records of an uncompressed TFRecord stream, read one at a time."""
+    pos = 0
+    while True:
+        header = _read_exact(f, 12, name, pos)
+        if not header:
+            return
+        if len(header) < 12:
+            raise CorruptRecordError(f"{name}: truncated record header at byte {pos}")
+        (length,) = struct.unpack_from("<Q", header)
+        (len_crc,) = struct.unpack_from("<I", header, 8)
+        if verify and len_crc != _masked_crc(header[:8]):
+            raise CorruptRecordError(f"{name}: bad length checksum at byte {pos}")
+        body = _read_exact(f, length + 4, name, pos)
+        if len(body) < length + 4:
+            raise CorruptRecordError(f"{name}: truncated record at byte {pos}")
+        record = body[:length]
+        (data_crc,) = struct.unpack_from("<I", body, length)
+        if verify and data_crc != _masked_crc(record):
+            raise CorruptRecordError(f"{name}: bad data checksum at byte {pos}")
+        yield record
+        pos += 12 + length + 4
+
+
+def read_file(uri: str, verify: bool = True) -> Iterator[bytes]:
+    """Stream the records of a TFRecord file (local or gs://); ``.gz`` names are read through gzip."""
+    with storage.open_read(uri) as raw:
+        f = gzip.GzipFile(fileobj=raw, mode="rb") if uri.endswith(".gz") else raw
+        yield from iter_stream(f, verify, uri)

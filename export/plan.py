@@ -14,7 +14,7 @@ from datetime import datetime
 
 from senclr import __version__
 from senclr.bands import s2_collection
-from senclr.pair import PairMeta
+from senclr.pair import PairMeta, meta_from_plan_entry
 
 from . import ee_query
 from .grid import Patch, sample_patches
@@ -56,14 +56,8 @@ def pairing_from_json(d: dict) -> Pairing:
 
 
 def pair_meta(d: dict, mode: str) -> PairMeta:
-    """The raw archive's metadata of a planned pair."""
-    return PairMeta(
-        pair_id=d["pair_id"], lon=d["patch"]["lon"], lat=d["patch"]["lat"], crs=d["patch"]["crs"],
-        transform=tuple(d["patch"]["transform"]), pixel_size=d["patch"]["scale"],
-        s1_id=d["s1"]["id"], s2_id=d["s2"]["id"], s1_time=d["s1"]["time"], s2_time=d["s2"]["time"],
-        s1_orbit=d["s1"].get("orbit") or "", s1_relative_orbit=int(d["s1"].get("relative_orbit") or 0),
-        s2_cloud_pct=float(d["s2"].get("cloud_pct", float("nan"))), source=SOURCE[mode],
-    )
+    """The raw archive's metadata of a planned pair (the conversion itself lives in the core)."""
+    return meta_from_plan_entry(d, SOURCE[mode])
 
 
 def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:

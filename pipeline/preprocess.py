@@ -1,5 +1,6 @@
-"""``senclr preprocess``: raw archive -> filtered, split, sharded TFRecord dataset + manifest.
+"""``senclr preprocess``: raw pairs -> filtered, split, sharded TFRecord dataset + manifest.
 
+Raw pairs come from any format ``sources`` detects (raw archive, batch export, GeoTIFF chips).
 The pipeline is plain Apache Beam: DirectRunner by default, any runner (Dataflow included) through
 the usual Beam flags passed after ``--``.
 """
@@ -14,10 +15,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from senclr import manifest as manifest_lib
-from senclr import raw_archive, storage
+from senclr import storage
+from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.beam_flags import check_beam_flags
 from senclr.errors import InputError
-from senclr.pipeline import filters, transforms
+from senclr.pipeline import filters, sources, transforms
 from senclr.pipeline.split import parse_fractions
 from senclr.schema import SCHEMA_VERSION, SPLITS
 
@@ -38,12 +40,13 @@ def _norm(uri: str) -> str:
     return uri.rstrip("/") if storage.is_gcs(uri) else os.path.abspath(uri)
 
 
-def _staging(input_: str, output: str, overwrite: bool) -> str:
+def _staging(roots: list[str], output: str, overwrite: bool) -> str:
     """Where to build the dataset: beside a local output (swapped in when finished), so a failed
     rerun never costs the old dataset; on gs:// (no rename) the output itself."""
-    i, o = _norm(input_), _norm(output)
-    if i == o or i.startswith(o + "/") or o.startswith(i + "/"):
-        raise InputError(f"--input {input_} and --output {output} overlap: write the dataset to a separate folder")
+    o = _norm(output)
+    for i in map(_norm, roots):
+        if i == o or i.startswith(o + "/") or o.startswith(i + "/"):
+            raise InputError(f"--input {i} and --output {output} overlap: write the dataset to a separate folder")
     storage.refuse_file(output, "--output")
     if storage.is_dir(output) and any(True for _ in storage.list_files(output, limit=1)):
         if not overwrite:
@@ -59,14 +62,21 @@ def _publish(stage: str, output: str) -> None:
         os.replace(stage, output)
 
 
-def _raw_inputs(input_: str) -> tuple[dict, list[str]]:
-    if not storage.is_gcs(input_) and not storage.is_dir(input_):
-        raise InputError(f"input {input_} does not exist: point --input at a raw archive (senclr export ... --out)")
-    raw = manifest_lib.read(input_, kind="raw")
-    uris = raw_archive.list_pairs(input_)
-    if not uris:
-        raise InputError(f"input {input_} holds no pairs (nothing under {storage.join(input_, raw_archive.PAIRS_DIR)})")
-    return raw, uris
+def _first_rejects(stage: str, n: int = 5) -> str:
+    """A few lines of the rejects file, for the error that says nothing was usable (the staged
+    dataset, rejects file included, is removed with it)."""
+    lines = storage.read_text(storage.join(stage, transforms.REJECTS_FILE)).splitlines()
+    more = f"\n  ... and {len(lines) - n} more" if len(lines) > n else ""
+    return "\n".join(f"  {line}" for line in lines[:n]) + more
+
+
+def _recorded(inputs: sources.Inputs, key: str, default: float) -> float:
+    value = inputs.recorded(key)  # the Cloud Score+ policy an export recorded, if any
+    return default if value is None else value
+
+
+def _level(s2_bands: list[str]) -> str:
+    return next((lvl for lvl, names in S2_BANDS.items() if list(names) == s2_bands), "l1c")
 
 
 def preprocess(
@@ -81,6 +91,7 @@ def preprocess(
     seed: int = 0,
     overwrite: bool = False,
     beam_args: list[str] | None = None,
+    patch_size: int | None = None,
 ) -> dict:
     """Run the pipeline to completion and return the dataset manifest.
 
@@ -99,39 +110,41 @@ def preprocess(
         fractions = parse_fractions(split)
     except ValueError as e:
         raise InputError(str(e)) from None
-    raw, uris = _raw_inputs(input)
-    recorded = raw.get("filters", {})  # the Cloud Score+ policy an export recorded, if any
-    min_clear = min_clear if min_clear is not None else recorded.get("min_clear", DEFAULT_MIN_CLEAR)
-    cs_threshold = cs_threshold if cs_threshold is not None else recorded.get("cs_threshold", DEFAULT_CS_THRESHOLD)
-    stage = _staging(input, output, overwrite)
+    inputs = sources.resolve(input, patch_size)
+    min_clear = min_clear if min_clear is not None else _recorded(inputs, "min_clear", DEFAULT_MIN_CLEAR)
+    cs_threshold = cs_threshold if cs_threshold is not None else _recorded(inputs, "cs_threshold", DEFAULT_CS_THRESHOLD)
+    stage = _staging(inputs.roots, output, overwrite)
 
-    s1_bands, s2_bands = raw["bands"]["s1"], raw["bands"]["s2"]
-    patch_size = int(raw.get("patch_size") or 0) or None
+    s1_bands, s2_bands = list(S1_BANDS), list(inputs.s2_bands)
+    patch_size = inputs.patch_size
     cfg = filters.FilterConfig(tuple(s2_bands), patch_size, min_clear, cs_threshold, max_nodata)
-    num_shards = shards_per_split(len(uris), fractions, patch_size or 64, len(s2_bands), shard_mb)
+    num_shards = shards_per_split(inputs.expected_pairs, fractions, patch_size or 64, len(s2_bands), shard_mb)
     params = dict(input=input, output=output, split=split, cell_deg=cell_deg, shard_mb=shard_mb, seed=seed, beam_args=beam_args, **asdict(cfg))
     params["s2_bands"] = list(params["s2_bands"])
     base = manifest_lib.new(
         "dataset", "preprocess", params,
-        record_schema_version=SCHEMA_VERSION, seed=seed, sources=[input], patch_size=patch_size,
-        bands=dict(raw["bands"]), labels=list(raw.get("labels", [])),
+        record_schema_version=SCHEMA_VERSION, seed=seed, sources=[input], inputs=inputs.summary(), patch_size=patch_size,
+        bands={"s1": s1_bands, "s2": s2_bands, "s2_level": _level(s2_bands)}, labels=list(inputs.labels),
         filters={"min_clear": min_clear, "cs_threshold": cs_threshold, "max_nodata": max_nodata},
         split_policy={"cell_deg": cell_deg, "fractions": dict(zip(SPLITS, fractions)), "seed": seed},
         normalisation="clip to [p1, p99] per band, then (x - mean) / std; statistics over all kept patches",
-        counts={"read": len(uris), "kept": 0, "rejected": {}},
+        counts={"read": 0, "kept": 0, "rejected": {}},
     )
     storage.makedirs(stage)
     try:
         with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-            pairs, unreadable = p | "ListPairs" >> beam.Create(uris) | "Read" >> transforms.ReadRawPairs()
+            units = p | "ListUnits" >> beam.Create(inputs.units)
+            pairs, unreadable = units | "Read" >> transforms.ReadUnits(patch_size, inputs.labels)
+            read = transforms.count_read(pairs, unreadable)
             kept, dropped = pairs | "Filter" >> transforms.FilterPairs(cfg)
             rejected = (unreadable, dropped) | "Rejected" >> beam.Flatten()
             stats = transforms.band_stats(kept, s1_bands, s2_bands)
             shards = kept | "Write" >> transforms.WriteDataset(stage, cell_deg, fractions, seed, num_shards)
-            _ = (shards, stats, rejected) | "Finish" >> transforms.WriteManifest(stage, base)
+            _ = (shards, stats, rejected, read) | "Finish" >> transforms.WriteManifest(stage, base)
         m = manifest_lib.read(stage, kind="dataset")
         if m["counts"]["kept"] == 0:
-            raise InputError(f"all {len(uris)} pairs were rejected ({m['counts']['rejected']}); loosen --min-clear or check the input")
+            raise InputError(f"all {m['counts']['read']} pairs were rejected ({m['counts']['rejected']}); loosen "
+                             f"--min-clear or check the input. First casualties:\n{_first_rejects(stage)}")
     except BaseException:
         storage.remove_tree(stage)
         raise

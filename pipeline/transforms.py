@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import posixpath
 import zlib
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from senclr import manifest as manifest_lib
-from senclr import raw_archive, storage, tfrecord
+from senclr import raw_ee_table, storage, tfrecord
+from senclr.casualty import Casualty, ReadError
 from senclr.pair import PatchPair
-from senclr.pipeline import filters, split
+from senclr.pipeline import filters, sources, split
 from senclr.pipeline.stats import BandStatsFn
 from senclr.schema import encode_record
 
@@ -31,16 +32,54 @@ def _reject(pair_id: str, reason: str, detail: str, source: str) -> beam.pvalue.
     return beam.pvalue.TaggedOutput(REJECTED, {"pair_id": pair_id, "reason": reason, "detail": detail, "source": source})
 
 
-class ReadPairFn(beam.DoFn):
-    """Metadata URI -> PatchPair; a file that cannot be read or parsed is rejected as unreadable."""
+class ReadUnitFn(beam.DoFn):
+    """Unit -> PatchPairs. A pair that cannot be read, or a file that cannot be read at all (or
+    past some point), becomes a named rejection: never an exception that stops the run, never a
+    silent loss. Each pair read and each casualty counts once towards ``read``."""
 
-    def process(self, uri: str):
-        Metrics.counter(NAMESPACE, "read").inc()
+    def __init__(self, patch_size: int | None = None, labels: tuple[str, ...] | None = None):
+        self.patch_size, self.labels = patch_size, labels
+        self._plans: dict = {}
+
+    def _plan(self, uri: str) -> raw_ee_table.ExportPlan:
+        """A batch export's plan, loaded once per DoFn instance (every shard of the export needs it)."""
+        if uri not in self._plans:
+            self._plans[uri] = raw_ee_table.read_plan(uri)
+        return self._plans[uri]
+
+    def _keep_labels(self, pair: PatchPair) -> PatchPair:
+        if self.labels is not None:
+            pair.labels = {n: a for n, a in pair.labels.items() if n in self.labels}
+        return pair
+
+    def process(self, unit):
+        unit = sources.Unit(sources.ARCHIVE, unit) if isinstance(unit, str) else unit  # a bare pair URI
+        n = 0
         try:
-            yield raw_archive.read_pair(uri)
-        except Exception as e:  # noqa: BLE001 - any decode failure is a counted rejection
-            pair_id = os.path.basename(uri).rsplit(".", 1)[0]
-            yield _reject(pair_id, "unreadable", f"{type(e).__name__}: {e}", uri)
+            for item in sources.read_unit(unit, self.patch_size, self._plan):
+                n += 1
+                Metrics.counter(NAMESPACE, "read").inc()
+                if isinstance(item, Casualty):
+                    yield _reject(item.pair_id, item.reason, item.detail, item.source)
+                else:
+                    yield self._keep_labels(item)
+        except Exception as e:  # noqa: BLE001 - a lost file is a counted rejection, not a crash
+            Metrics.counter(NAMESPACE, "read").inc()
+            yield _reject(_unit_pair_id(unit), *_why(e, n), unit.uri)
+
+
+def _why(error: Exception, pairs_before: int) -> tuple[str, str]:
+    """(reason, detail) of a file lost to ``error`` after ``pairs_before`` of its pairs were read."""
+    reason = error.reason if isinstance(error, ReadError) else "unreadable"
+    detail = str(error) if isinstance(error, ReadError) else f"{type(error).__name__}: {error}"
+    if pairs_before:
+        detail += f" (the file's first {pairs_before} pairs were read)" if pairs_before > 1 else " (its first pair was read)"
+    return reason, detail
+
+
+def _unit_pair_id(unit) -> str:
+    """A raw-archive file names its pair; a shard or chip holds many, so none is named."""
+    return posixpath.basename(unit.uri).rsplit(".", 1)[0] if unit.kind == sources.ARCHIVE else ""
 
 
 class CheckPairFn(beam.DoFn):
@@ -66,12 +105,25 @@ class KeepFirstFn(beam.DoFn):
             yield _reject(pair_id, "duplicate", f"same pair id as {pairs[0].origin}", p.origin)
 
 
-class ReadRawPairs(beam.PTransform):
-    """Raw-archive metadata URIs -> (pairs, rejected)."""
+class ReadUnits(beam.PTransform):
+    """Units (or bare raw-archive pair URIs) -> (pairs, rejected)."""
 
-    def expand(self, uris):
-        out = uris | "Spread" >> beam.Reshuffle() | "Decode" >> beam.ParDo(ReadPairFn()).with_outputs(REJECTED, main="pairs")
+    def __init__(self, patch_size: int | None = None, labels: tuple[str, ...] | None = None):
+        super().__init__()
+        self.read = ReadUnitFn(patch_size, labels)
+
+    def expand(self, units):
+        out = units | "Spread" >> beam.Reshuffle() | "Decode" >> beam.ParDo(self.read).with_outputs(REJECTED, main="pairs")
         return out.pairs, out[REJECTED]
+
+
+ReadRawPairs = ReadUnits  # the name of the raw-archive-only version
+
+
+def count_read(pairs, rejected_on_read):
+    """How many pairs (and lost files) the read step produced, counted apart from the filters."""
+    counts = [pc | f"Count{name}" >> beam.combiners.Count.Globally() for name, pc in (("Pairs", pairs), ("Lost", rejected_on_read))]
+    return counts | "AllRead" >> beam.Flatten() | "SumRead" >> beam.CombineGlobally(sum)
 
 
 class FilterPairs(beam.PTransform):
@@ -138,7 +190,11 @@ class WriteDataset(beam.PTransform):
         )
 
 
-def finish(shards: list, stats: dict, rejects: list, output: str, base: dict) -> dict:
+class LostPairsError(RuntimeError):
+    """Pairs were read but neither kept nor rejected: a bug, never written as a dataset."""
+
+
+def finish(shards: list, stats: dict, rejects: list, output: str, base: dict, read: int | None = None) -> dict:
     """Write the rejects file, then the manifest (last: its presence marks a finished dataset)."""
     rejects = sorted(rejects, key=lambda r: (r["pair_id"], r["reason"], r["source"]))
     storage.write_text(storage.join(output, REJECTS_FILE), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects))
@@ -148,7 +204,10 @@ def finish(shards: list, stats: dict, rejects: list, output: str, base: dict) ->
     shards = sorted(shards, key=lambda s: s["path"])
     splits = {name: sum(s["records"] for s in shards if s["split"] == name) for name in split.SPLITS}
     m = dict(base)
-    m["counts"] = {"read": base["counts"]["read"], "kept": sum(splits.values()), "rejected": dict(sorted(counts_by_reason.items()))}
+    read = base["counts"]["read"] if read is None else read
+    if read != sum(splits.values()) + len(rejects):
+        raise LostPairsError(f"read {read} pairs but kept {sum(splits.values())} and rejected {len(rejects)}")
+    m["counts"] = {"read": read, "kept": sum(splits.values()), "rejected": dict(sorted(counts_by_reason.items()))}
     m.update(statistics=stats, splits=splits, shards=shards, rejects_file=REJECTS_FILE)
     manifest_lib.write(output, m)
     return m
@@ -162,7 +221,7 @@ class WriteManifest(beam.PTransform):
         self.output, self.base = output, base
 
     def expand(self, pcolls):
-        shards, stats, rejected = pcolls
+        shards, stats, rejected, *read = pcolls  # read: the count of the read step, when given
         return (
             shards
             | "AllShards" >> beam.combiners.ToList()
@@ -172,6 +231,7 @@ class WriteManifest(beam.PTransform):
                 rejects=beam.pvalue.AsList(rejected),
                 output=self.output,
                 base=self.base,
+                read=beam.pvalue.AsSingleton(read[0]) if read else None,
             )
         )
 

@@ -78,3 +78,82 @@ def write_raw_archive(folder: str, pairs: list[PatchPair], patch_size: int = 16)
     )
     manifest_lib.write(folder, m)
     return m
+
+
+def plan_entry(pair: PatchPair) -> dict:
+    """The export plan's entry for a pair (the inverse of ``senclr.pair.meta_from_plan_entry``)."""
+    m = pair.meta
+    patch = {"crs": m.crs, "x0": m.transform[2], "y0": m.transform[5], "size_px": pair.shape[0], "scale": m.pixel_size,
+             "lon": m.lon, "lat": m.lat, "transform": list(m.transform)}
+    return {"pair_id": m.pair_id, "patch": patch, "dt_hours": m.dt_hours,
+            "s1": {"id": m.s1_id, "time": m.s1_time, "orbit": m.s1_orbit, "relative_orbit": m.s1_relative_orbit},
+            "s2": {"id": m.s2_id, "time": m.s2_time, "cloud_pct": m.s2_cloud_pct}}
+
+
+def ee_table_example(pair: PatchPair, drop: tuple[str, ...] = ()) -> bytes:
+    """One feature of a batch export as Earth Engine's table export writes it: ``pair_id`` bytes and
+    every band a float list of P x P values, row-major (what ``neighborhoodToArray`` samples hold)."""
+    from senclr.example_proto import encode_example
+
+    feats = {"pair_id": pair.pair_id.encode()}
+    for i, b in enumerate(pair.s1_bands):
+        feats[b] = pair.s1[..., i].ravel().astype(np.float32)
+    for i, b in enumerate(pair.s2_bands):
+        feats[b] = pair.s2[..., i].ravel().astype(np.float32)
+    feats["cs_cdf"] = pair.cloud.ravel().astype(np.float32)
+    return encode_example({k: v for k, v in feats.items() if k not in drop})
+
+
+def write_batch_export(out: str, pairs: list[PatchPair], per_task: int = 10, s2_level: str = "l1c",
+                       with_manifest: bool = True, extra_plan: list[dict] = ()) -> list[str]:
+    """A finished batch-mode export of ``pairs``: ledger/plan.json, gzip'd TFRecord shards of
+    ``per_task`` pairs under tasks/, and the raw manifest. Returns the shard URIs."""
+    import gzip
+    import json
+
+    size = pairs[0].shape[0]
+    params = {"mode": "batch", "s2_level": s2_level, "patch_size": size, "min_clear": 0.8, "cs_threshold": 0.6}
+    plan = {"kind": "senclr-export-plan", "parameters": params, "pairs": [plan_entry(p) for p in pairs] + list(extra_plan)}
+    storage.write_text(storage.join(out, "ledger", "plan.json"), json.dumps(plan, sort_keys=True))
+    shards = []
+    for t in range(0, len(pairs), per_task):
+        uri = storage.join(out, "tasks", f"senclr-test-{t // per_task:05d}.tfrecord.gz")
+        storage.write_bytes(uri, gzip.compress(tfrecord.encode_file(ee_table_example(p) for p in pairs[t : t + per_task])))
+        shards.append(uri)
+    if with_manifest:
+        n = len(plan["pairs"])
+        manifest_lib.write(out, manifest_lib.new(
+            "raw", "export run --mode batch", params, patch_size=size, labels=[], source="ee-batch",
+            format="tasks/*.tfrecord.gz", bands={"s1": list(S1_BANDS), "s2": list(S2_BANDS[s2_level]), "s2_level": s2_level},
+            counts={"read": n, "kept": n, "rejected": {}}, filters={"min_clear": 0.8, "cs_threshold": 0.6},
+        ))
+    return shards
+
+
+def write_chip(folder: str, stem: str, size: int = 64, s2_bands: int = 13, label: bool = True, crs: str = "EPSG:4326",
+               seed: int = 0, layout: str = "flat") -> dict:
+    """A Sen1Floods11-style chip (S1 float32 dB with NaN no data, S2 int16, label int16 -1/0/1) on one
+    grid; ``layout`` "flat" puts the files side by side, "bucket" in S1Hand/, S2Hand/, LabelHand/.
+    Returns {role: uri}. Local folders or gs:// prefixes."""
+    from rasterio.io import MemoryFile
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(seed)
+    tr = from_origin(-0.78, 38.13, 9e-5, 9e-5) if crs == "EPSG:4326" else from_origin(500000, 5000000, 10, 10)
+    arrays = {
+        "S1Hand": (rng.normal(-12, 3, (2, size, size)).astype(np.float32), float("nan")),
+        "S2Hand": (rng.integers(100, 4000, (s2_bands, size, size)).astype(np.int16), 0),
+    }
+    if label:
+        arrays["LabelHand"] = (rng.integers(-1, 2, (1, size, size)).astype(np.int16), None)
+    uris = {}
+    for kind, (arr, nodata) in arrays.items():
+        sub = storage.join(folder, kind) if layout == "bucket" else folder
+        uri = storage.join(sub, f"{stem}_{kind}.tif")
+        profile = dict(driver="GTiff", width=size, height=size, count=arr.shape[0], dtype=arr.dtype.name, crs=crs, transform=tr, nodata=nodata)
+        with MemoryFile() as mem:
+            with mem.open(**profile) as d:
+                d.write(arr)
+            storage.write_bytes(uri, mem.read())
+        uris[kind] = uri
+    return uris
