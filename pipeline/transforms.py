@@ -99,7 +99,9 @@ class KeepFirstFn(beam.DoFn):
 
     def process(self, item):
         pair_id, pairs = item
-        pairs = sorted(pairs, key=lambda p: (p.origin, json.dumps(p.meta.to_json(), sort_keys=True)))
+        pairs = list(pairs)
+        if len(pairs) > 1:  # almost every id is unique: order only the duplicates
+            pairs.sort(key=lambda p: (p.origin, json.dumps(p.meta.to_json(), sort_keys=True)))
         yield pairs[0]
         for p in pairs[1:]:
             yield _reject(pair_id, "duplicate", f"same pair id as {pairs[0].origin}", p.origin)
