@@ -8,8 +8,9 @@ import click
 import numpy as np
 
 from senclr import manifest as manifest_lib
-from senclr import raw_archive
+from senclr import raw_archive, raw_ee_table, storage
 from senclr.dataset import iter_records
+from senclr.pair import PatchPair
 from senclr.schema import SPLITS
 
 
@@ -41,10 +42,19 @@ def _dataset_rows(path: str, n: int) -> list[str]:
     return rows
 
 
+def _raw_pairs(path: str):
+    """The archive's pairs: its pairs/ folder, or a batch export's table TFRecords."""
+    for uri in raw_archive.list_pairs(path):
+        yield raw_archive.read_pair(uri)
+    if storage.exists(raw_ee_table.plan_uri(path)):
+        plan = raw_ee_table.read_plan(raw_ee_table.plan_uri(path))
+        for shard in raw_ee_table.list_shards(path):
+            yield from (p for p in raw_ee_table.read_shard(shard, plan) if isinstance(p, PatchPair))
+
+
 def _raw_rows(path: str, n: int) -> list[str]:
     rows = ["pair_id           lon       lat      dt_h    s1_orbit    shape"]
-    for uri in raw_archive.list_pairs(path)[:n]:
-        p = raw_archive.read_pair(uri)
+    for p in itertools.islice(_raw_pairs(path), n):
         rows.append(f"{p.pair_id}  {p.meta.lon:8.3f}  {p.meta.lat:7.3f}  {p.meta.dt_hours:6.1f}  {p.meta.s1_orbit:<10}  {p.shape}")
     return rows
 

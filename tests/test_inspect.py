@@ -30,3 +30,14 @@ def test_inspect_bad_input_exits_2(tmp_path):
     r = runner.invoke(cli, ["inspect", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "no manifest" in r.output
     assert runner.invoke(cli, ["inspect", str(tmp_path), "-n", "-1"]).exit_code == 2
+
+
+def test_inspect_batch_export_shows_its_table_records(tmp_path):
+    from tests.helpers import write_batch_export
+
+    rng = np.random.default_rng(1)
+    pairs = [random_pair(rng, 8, i) for i in range(4)]
+    write_batch_export(str(tmp_path), pairs, per_task=2)
+    r = CliRunner().invoke(cli, ["inspect", str(tmp_path), "-n", "3"])
+    assert r.exit_code == 0, r.output
+    assert sum(p.pair_id in r.output for p in pairs) == 3
