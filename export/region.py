@@ -17,6 +17,8 @@ from shapely.validation import make_valid
 
 from senclr.errors import InputError
 
+from .utm import WGS84_A, WGS84_F
+
 # Why 250,000 km² (about the United Kingdom): ``plan`` fetches the scene lists of the region with
 # getInfo, and Earth Engine caps a response at 10 MB / 5 minutes of compute per request; a year
 # of S2 + S1 footprints over a larger area (thousands of scenes, each a detailed polygon) gets
@@ -25,7 +27,7 @@ from senclr.errors import InputError
 MAX_REGION_KM2 = 250_000
 
 # WGS84 ellipsoid, for the equal-area measure in area_km2.
-_A, _F = 6378137.0, 1 / 298.257223563
+_A, _F = WGS84_A, WGS84_F
 _E2 = _F * (2 - _F)
 _E = math.sqrt(_E2)
 _GEOJSON_POLYGONAL = ("Polygon", "MultiPolygon")

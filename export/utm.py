@@ -17,7 +17,8 @@ import numpy as np
 from senclr.errors import InputError
 
 # WGS84 and the Krüger series of the transverse Mercator projection (exact to ~1 mm in a zone).
-_A, _F, _K0 = 6378137.0, 1 / 298.257223563, 0.9996
+WGS84_A, WGS84_F = 6378137.0, 1 / 298.257223563  # semi-major axis (m), flattening
+_A, _F, _K0 = WGS84_A, WGS84_F, 0.9996
 _N = _F / (2 - _F)
 _RECT = _A / (1 + _N) * (1 + _N**2 / 4 + _N**4 / 64)
 _ALPHA = (_N / 2 - 2 * _N**2 / 3 + 5 * _N**3 / 16, 13 * _N**2 / 48 - 3 * _N**3 / 5, 61 * _N**3 / 240)
