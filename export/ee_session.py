@@ -201,10 +201,3 @@ def check_access() -> None:
     except Exception as e:  # noqa: BLE001 - only auth failures are translated; the rest propagate
         _raise_if_auth(e, "when checking access")
         raise
-
-
-def reset() -> None:
-    """Forget the session (`ee.Reset()`): for tests, and before connecting somewhere else."""
-    import ee
-
-    ee.Reset()
