@@ -142,6 +142,31 @@ def write_bytes(uri: str, data: bytes) -> None:
         raise
 
 
+@contextlib.contextmanager
+def open_write(uri: str) -> Iterator[BinaryIO]:
+    """A file to stream into that appears whole on a clean exit, or not at all (like ``write_bytes``).
+    Local: a temporary file renamed into place; gs://: spooled to a local temporary file, then uploaded."""
+    if is_gcs(uri):
+        with tempfile.TemporaryFile() as f:
+            yield f
+            f.seek(0)
+            with _gcs_errors(uri):
+                _blob(uri).upload_from_file(f)
+        return
+    folder = os.path.dirname(os.path.abspath(uri))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, uri)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_text(uri: str, text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
 

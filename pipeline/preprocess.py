@@ -2,7 +2,8 @@
 
 Raw pairs come from any format ``sources`` detects (raw archive, batch export, GeoTIFF chips).
 The pipeline is plain Apache Beam: DirectRunner by default, any runner (Dataflow included) through
-the usual Beam flags passed after ``--``.
+the usual Beam flags passed after ``--``. Raw archives take ``shardfirst`` (shard by metadata,
+then read each shard in one step); other formats are read first, then deduplicated and sharded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from senclr import storage
 from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.beam_flags import check_beam_flags
 from senclr.errors import InputError
-from senclr.pipeline import filters, sources, transforms
+from senclr.pipeline import filters, shardfirst, sources, transforms
 from senclr.pipeline.split import parse_fractions
 from senclr.schema import SCHEMA_VERSION, SPLITS
 
@@ -134,12 +135,17 @@ def preprocess(
     try:
         with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
             units = p | "ListUnits" >> beam.Create(inputs.units)
-            pairs, unreadable = units | "Read" >> transforms.ReadUnits(patch_size, inputs.labels)
-            read = transforms.count_read(pairs, unreadable)
-            kept, dropped = pairs | "Filter" >> transforms.FilterPairs(cfg)
-            rejected = (unreadable, dropped) | "Rejected" >> beam.Flatten()
-            stats = transforms.band_stats(kept, s1_bands, s2_bands)
-            shards = kept | "Write" >> transforms.WriteDataset(stage, cell_deg, fractions, seed, num_shards)
+            placing = (cell_deg, fractions, seed, num_shards)
+            if shardfirst.applies(inputs.units):  # raw archives: no array crosses a GroupByKey
+                shards, stats, rejected, read = units | "ShardFirst" >> shardfirst.ShardFirst(
+                    stage, cfg, s1_bands, s2_bands, placing, patch_size, inputs.labels)
+            else:  # pairs are known only once read: group whole pairs (dedupe) and records (shards)
+                pairs, unreadable = units | "Read" >> transforms.ReadUnits(patch_size, inputs.labels)
+                read = transforms.count_read(pairs, unreadable)
+                kept, dropped = pairs | "Filter" >> transforms.FilterPairs(cfg)
+                rejected = (unreadable, dropped) | "Rejected" >> beam.Flatten()
+                stats = transforms.band_stats(kept, s1_bands, s2_bands)
+                shards = kept | "Write" >> transforms.WriteDataset(stage, *placing)
             _ = (shards, stats, rejected, read) | "Finish" >> transforms.WriteManifest(stage, base)
         m = manifest_lib.read(stage, kind="dataset")
         if m["counts"]["kept"] == 0:

@@ -77,6 +77,13 @@ class BandStatsFn(beam.CombineFn):
         return {band: _summary(sensor, band, acc[band]) for sensor, band, _ in self.bands}
 
 
+class MergeStatsFn(BandStatsFn):
+    """Combine partial ``BandStatsFn`` accumulators (one per shard) into the same summary."""
+
+    def add_input(self, acc, partial):
+        return self.merge_accumulators([acc, partial])
+
+
 def _percentile(hist: np.ndarray, q: float, lo: int, hi: int, quantum: float) -> float:
     cum = np.cumsum(hist)
     b = int(np.searchsorted(cum, q * cum[-1], side="left"))

@@ -7,6 +7,7 @@ source}; they are counted in Beam metrics under the namespace ``senclr``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import posixpath
 import zlib
@@ -154,25 +155,43 @@ class EncodeFn(beam.DoFn):
         self.cell_deg, self.fractions, self.seed, self.num_shards = cell_deg, fractions, seed, num_shards
 
     def process(self, pair: PatchPair):
-        name = split.split_of(pair.meta.lon, pair.meta.lat, self.cell_deg, self.fractions, self.seed)
-        shard = zlib.crc32(pair.pair_id.encode()) % self.num_shards[name]
+        name, shard = place(pair.meta, self.cell_deg, self.fractions, self.seed, self.num_shards)
         Metrics.counter(NAMESPACE, f"kept_{name}").inc()
         yield (name, shard), (pair.pair_id, encode_record(pair, name))
 
 
+def place(meta, cell_deg: float, fractions: tuple, seed: int, num_shards: dict) -> tuple[str, int]:
+    """(split, shard) of a pair from its metadata: its place decides the split, its id the shard."""
+    name = split.split_of(meta.lon, meta.lat, cell_deg, fractions, seed)
+    return name, zlib.crc32(meta.pair_id.encode()) % num_shards[name]
+
+
 class WriteShardFn(beam.DoFn):
-    """((split, shard), records) -> one TFRecord file, records sorted by pair id (deterministic)."""
+    """((split, shard), entries) -> one TFRecord file streamed in pair-id order and its description
+    (none, and no file, when it holds no record). Subclasses override ``records``."""
 
     def __init__(self, output: str):
         self.output = output
 
+    def records(self, name: str, shard: int, entries, extra: list):
+        """The shard's encoded records in file order; ``extra`` collects side outputs to emit."""
+        return (r for _, r in sorted(entries))
+
     def process(self, item):
-        (name, shard), records = item
-        records = sorted(records)
-        data = tfrecord.encode_file(r for _, r in records)
-        path = f"{name}-{shard:05d}.tfrecord"
-        storage.write_bytes(storage.join(self.output, path), data)
-        yield {"path": path, "split": name, "records": len(records), "sha256": hashlib.sha256(data).hexdigest()}
+        (name, shard), entries = item
+        extra: list = []
+        records = iter(self.records(name, shard, entries, extra))
+        first = next(records, None)
+        if first is not None:
+            path, h, n = f"{name}-{shard:05d}.tfrecord", hashlib.sha256(), 0
+            with storage.open_write(storage.join(self.output, path)) as f:
+                for record in itertools.chain([first], records):
+                    framed = tfrecord.frame(record)
+                    h.update(framed)
+                    f.write(framed)
+                    n += 1
+            yield {"path": path, "split": name, "records": n, "sha256": h.hexdigest()}
+        yield from extra
 
 
 class WriteDataset(beam.PTransform):

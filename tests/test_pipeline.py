@@ -238,3 +238,35 @@ def test_cloud_policy_recorded_by_the_export_is_the_default(tmp_path, pairs):
     with pytest.raises(InputError, match="cloudy"):
         preprocess(raw, str(tmp_path / "a"))
     assert preprocess(raw, str(tmp_path / "b"), cs_threshold=0.6)["counts"]["kept"] == 30
+
+
+def test_shard_first_path_writes_what_the_general_path_writes(tmp_path, broken_archive, pairs, monkeypatch):
+    """Raw archives skip grouping whole pairs; the bytes must not change, duplicates included
+    (a second archive: exact copies, a passing copy of a cloudy pair, copies placed elsewhere)."""
+    import copy
+    import dataclasses
+
+    from senclr.pipeline import shardfirst
+
+    dup = [copy.deepcopy(pairs[i]) for i in (10, 11, 2, 20, 21, 22)]
+    dup[2].cloud[:] = 1.0
+    for d in dup[3:]:  # moved to a cell of another split: the copies land in different shards
+        here = split.split_of(d.meta.lon, d.meta.lat, 1.0, (0.8, 0.1, 0.1), 0)
+        dx = next(x for x in range(1, 100) if split.split_of(d.meta.lon + x, d.meta.lat, 1.0, (0.8, 0.1, 0.1), 0) != here)
+        d.meta = dataclasses.replace(d.meta, lon=d.meta.lon + dx)
+    write_raw_archive(str(tmp_path / "raw2"), dup)
+    (tmp_path / "raw" / "pairs" / (pairs[9].pair_id + ".json")).write_text("{not json")
+    glob = str(tmp_path / "raw*" / "pairs" / "*")
+    outs, out = {}, str(tmp_path / "ds")  # one output path: the manifest records it
+    for name, applies in (("general", lambda units: False), ("shard_first", shardfirst.applies)):
+        monkeypatch.setattr(shardfirst, "applies", applies)
+        m = preprocess(glob, out, cell_deg=1.0, shard_mb=0.002)
+        outs[name] = str(tmp_path / name)
+        os.replace(out, outs[name])
+    c = m["counts"]
+    assert c["read"] == 36 == c["kept"] + sum(c["rejected"].values()) and c["rejected"]["duplicate"] == 5
+    files = sorted(os.listdir(outs["general"]))
+    assert files == sorted(os.listdir(outs["shard_first"])) and len(files) > 3
+    for f in files:
+        with open(os.path.join(outs["general"], f), "rb") as a, open(os.path.join(outs["shard_first"], f), "rb") as b:
+            assert a.read() == b.read(), f

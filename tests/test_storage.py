@@ -49,6 +49,21 @@ def test_local_write_is_atomic(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["f.bin"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("where", ["local", "gcs"])
+def test_streamed_write_appears_whole_or_not_at_all(where, tmp_path, request):
+    base = str(tmp_path) if where == "local" else request.getfixturevalue("gcs") + f"/{tmp_path.name}"
+    uri = storage.join(base, "s", "f.bin")
+    with pytest.raises(RuntimeError):
+        with storage.open_write(uri) as f:
+            f.write(b"part")
+            raise RuntimeError("worker lost")
+    assert not storage.exists(uri) and list(storage.list_files(base)) == []
+    with storage.open_write(uri) as f:
+        f.write(b"one")
+        f.write(b"two")
+    assert storage.read_bytes(uri) == b"onetwo"
+
+
 def test_local_files_get_normal_permissions(tmp_path):
     storage.write_text(str(tmp_path / "m.json"), "{}")
     assert os.stat(tmp_path / "m.json").st_mode & 0o777 == 0o666 & ~storage._UMASK

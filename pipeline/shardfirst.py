@@ -1,0 +1,122 @@
+"""Raw archives, shard first: no array crosses a GroupByKey.
+
+A raw-archive pair's split and shard follow from its small ``pairs/<id>.json``, so only
+(pair_id, uri) keys are grouped: first by pair id (copies of one id meet), then by shard. One DoFn
+per shard then reads, checks, drops duplicates, encodes and streams the shard in pair-id order,
+emitting a partial statistics accumulator, its rejects and its read count. The output is the same,
+byte for byte, as ReadUnits -> FilterPairs -> WriteDataset, whose grouping of whole pairs and
+records the in-memory DirectRunner holds in memory.
+"""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from senclr import storage
+from senclr.pair import PairMeta
+from senclr.pipeline import filters, sources
+from senclr.pipeline.stats import BandStatsFn, MergeStatsFn
+from senclr.pipeline.transforms import NAMESPACE, REJECTED, ReadUnitFn, WriteShardFn, _reject, _unit_pair_id, _why, place
+from senclr.schema import encode_record
+
+READ, STATS = "read", "stats"
+
+
+def applies(units) -> bool:
+    """Whether every unit is a raw-archive pair, which its metadata alone places (a duplicate may
+    sit in another format, so a mixed input takes the general path)."""
+    return all(u.kind == sources.ARCHIVE for u in units)
+
+
+class PlaceFn(beam.DoFn):
+    """Unit -> (pair_id, (uri, (split, shard))) from its metadata; unreadable metadata is a
+    rejection (read_pair would fail on it the same way), counted as read."""
+
+    def __init__(self, cell_deg: float, fractions: tuple, seed: int, num_shards: dict):
+        self.placing = (cell_deg, fractions, seed, num_shards)
+
+    def process(self, unit):
+        unit = sources.Unit(sources.ARCHIVE, unit) if isinstance(unit, str) else unit
+        try:
+            meta = PairMeta.from_json(json.loads(storage.read_text(unit.uri)))
+        except Exception as e:  # noqa: BLE001 - a lost file is a counted rejection, not a crash
+            Metrics.counter(NAMESPACE, "read").inc()
+            yield beam.pvalue.TaggedOutput(READ, 1)
+            yield _reject(_unit_pair_id(unit), *_why(e, 0), unit.uri)
+            return
+        yield meta.pair_id, (unit.uri, place(meta, *self.placing))
+
+
+def assign(item):
+    """(pair_id, copies) -> (shard, (pair_id, copies, home)) for each shard a copy lands in.
+    Copies of one id almost always share a place; ``home``, the first, reports their rejects."""
+    pair_id, copies = item
+    copies = tuple(sorted(copies))
+    shards = sorted({where for _, where in copies})
+    for where in shards:
+        yield where, (pair_id, copies, shards[0])
+
+
+class ReadShardFn(WriteShardFn):
+    """((split, shard), [(pair_id, copies, home)]) -> the shard file, as WriteShardFn writes it,
+    plus tagged ``stats`` (a partial accumulator), ``rejected`` and ``read``."""
+
+    def __init__(self, output: str, cfg: filters.FilterConfig, s1_bands, s2_bands, patch_size=None, labels=None):
+        super().__init__(output)
+        self.cfg, self.pair_stats = cfg, BandStatsFn(tuple(s1_bands), tuple(s2_bands))
+        self.stats = MergeStatsFn(tuple(s1_bands), tuple(s2_bands))  # combines the shards' accumulators
+        self.read = ReadUnitFn(patch_size, labels)
+
+    def _first(self, pair_id: str, copies: tuple, out: list):
+        """The first copy (in URI order, as KeepFirstFn orders) that reads and passes, with its shard."""
+        kept = None
+        for uri, where in copies:
+            for item in self.read.process(sources.Unit(sources.ARCHIVE, uri)):
+                if isinstance(item, beam.pvalue.TaggedOutput):  # unreadable: already a rejection
+                    out.append(item)
+                elif verdict := filters.check(item, self.cfg):
+                    out.append(_reject(item.pair_id, *verdict, item.origin))
+                elif kept is None:
+                    kept = (item, where)
+                else:
+                    out.append(_reject(pair_id, "duplicate", f"same pair id as {kept[0].origin}", item.origin))
+        return kept
+
+    def records(self, name, shard, entries, extra):
+        acc = self.pair_stats.create_accumulator()
+        for pair_id, copies, home in sorted(entries, key=lambda e: e[0]):
+            out: list = []
+            kept = self._first(pair_id, copies, out)
+            if home == (name, shard):
+                extra += out + [beam.pvalue.TaggedOutput(READ, len(copies))]
+            if kept is not None and kept[1] == (name, shard):
+                Metrics.counter(NAMESPACE, f"kept_{name}").inc()
+                self.pair_stats.add_input(acc, kept[0])
+                yield encode_record(kept[0], name)
+        extra.append(beam.pvalue.TaggedOutput(STATS, acc))
+
+
+class ShardFirst(beam.PTransform):
+    """Raw-archive units -> (shard descriptions, statistics, rejected, read count)."""
+
+    def __init__(self, output, cfg, s1_bands, s2_bands, placing: tuple, patch_size=None, labels=None):
+        super().__init__()
+        self.place = PlaceFn(*placing)
+        self.shard = ReadShardFn(output, cfg, s1_bands, s2_bands, patch_size, labels)
+
+    def expand(self, units):
+        placed = units | "Spread" >> beam.Reshuffle() | "Place" >> beam.ParDo(self.place).with_outputs(REJECTED, READ, main="placed")
+        out = (
+            placed.placed
+            | "GroupById" >> beam.GroupByKey()
+            | "Assign" >> beam.FlatMap(assign)
+            | "GroupByShard" >> beam.GroupByKey()
+            | "ReadWriteShards" >> beam.ParDo(self.shard).with_outputs(REJECTED, READ, STATS, main="shards")
+        )
+        rejected = (placed[REJECTED], out[REJECTED]) | "AllRejected" >> beam.Flatten()
+        read = (placed[READ], out[READ]) | "AllRead" >> beam.Flatten() | "SumRead" >> beam.CombineGlobally(sum)
+        stats = out[STATS] | "BandStats" >> beam.CombineGlobally(self.shard.stats)
+        return out.shards, stats, rejected, read
