@@ -270,3 +270,12 @@ def test_shard_first_path_writes_what_the_general_path_writes(tmp_path, broken_a
     for f in files:
         with open(os.path.join(outs["general"], f), "rb") as a, open(os.path.join(outs["shard_first"], f), "rb") as b:
             assert a.read() == b.read(), f
+
+
+def test_large_inputs_default_to_one_process_per_core(monkeypatch):
+    from senclr.pipeline.preprocess import MULTIPROCESS_FROM_PAIRS, runner_args
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert runner_args([], 10) == []
+    assert runner_args([], MULTIPROCESS_FROM_PAIRS) == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert runner_args(["--runner=DataflowRunner"], 10**6) == ["--runner=DataflowRunner"]  # the user's flags win
