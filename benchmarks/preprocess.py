@@ -48,7 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODES = {
     "bare": (1, None),
-    "beam": (1, []),
+    "beam": (1, ["--direct_running_mode=in_memory"]),  # explicit: large inputs default to multi-processing
     "beam-mp": (2, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
 }
 SPLIT, CELL_DEG, SHARD_MB, SEED = "0.8,0.1,0.1", 0.25, 100.0, 0
