@@ -26,6 +26,8 @@ from senclr.schema import SCHEMA_VERSION, SPLITS
 
 DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
 MULTIPROCESS_FROM_PAIRS = 8000
+CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each) before they go through a file
+UNITS_FILE = ".units.jsonl"
 
 # Bytes per pixel of a stored record: S1 2 x float16, cs_cdf float16, labels 2 x 1 byte.
 _FIXED_BYTES_PER_PIXEL = 2 * 2 + 2 + 2
@@ -62,6 +64,25 @@ def _publish(stage: str, output: str) -> None:
     if stage != output:
         storage.remove_tree(output)
         os.replace(stage, output)
+
+
+class ListUnits(beam.PTransform):
+    """The input's units as a PCollection. A small list travels in the job graph; a large one would
+    exceed Dataflow's graph size, so it is written to a file in the staging folder and read back
+    in the pipeline (the file is removed before the dataset is published)."""
+
+    def __init__(self, units: list, stage: str, limit: int | None = None):
+        super().__init__()
+        self.units, self.stage = units, stage
+        self.limit = CREATE_LIMIT if limit is None else limit
+
+    def expand(self, pbegin):
+        if len(self.units) <= self.limit:
+            return pbegin | "Create" >> beam.Create(self.units)
+        listing = storage.join(self.stage, UNITS_FILE)
+        storage.write_text(listing, "".join(sources.unit_to_json(u) + "\n" for u in self.units))
+        return (pbegin | "ReadListing" >> beam.io.ReadFromText(listing)
+                | "Parse" >> beam.Map(sources.unit_from_json) | "Spread" >> beam.Reshuffle())
 
 
 def runner_args(beam_args: list[str], pairs: int) -> list[str]:
@@ -145,7 +166,7 @@ def preprocess(
     storage.makedirs(stage)
     try:
         with beam.Pipeline(options=PipelineOptions(runner_args(beam_args, inputs.expected_pairs))) as p:
-            units = p | "ListUnits" >> beam.Create(inputs.units)
+            units = p | "ListUnits" >> ListUnits(inputs.units, stage)
             placing = (cell_deg, fractions, seed, num_shards)
             if shardfirst.applies(inputs.units):  # raw archives: no array crosses a GroupByKey
                 shards, stats, rejected, read = units | "ShardFirst" >> shardfirst.ShardFirst(
@@ -165,5 +186,6 @@ def preprocess(
     except BaseException:
         storage.remove_tree(stage)
         raise
+    storage.remove(storage.join(stage, UNITS_FILE))
     _publish(stage, output)
     return m

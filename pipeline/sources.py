@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 from senclr import manifest as manifest_lib
@@ -41,6 +42,19 @@ class Unit:
     uri: str  # the file that names the unit in rejects
     plan: str = ""  # batch: the export's ledger/plan.json
     chip: raw_chips.Chip | None = None
+
+
+def unit_to_json(unit: Unit) -> str:
+    d = {"kind": unit.kind, "uri": unit.uri, "plan": unit.plan}
+    if unit.chip is not None:
+        d["chip"] = asdict(unit.chip)
+    return json.dumps(d, sort_keys=True)
+
+
+def unit_from_json(line: str) -> Unit:
+    d = json.loads(line)
+    chip = raw_chips.Chip(**d["chip"]) if "chip" in d else None
+    return Unit(d["kind"], d["uri"], d.get("plan", ""), chip)
 
 
 @dataclass

@@ -279,3 +279,20 @@ def test_large_inputs_default_to_one_process_per_core(monkeypatch):
     assert runner_args([], 10) == []
     assert runner_args([], MULTIPROCESS_FROM_PAIRS) == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     assert runner_args(["--runner=DataflowRunner"], 10**6) == ["--runner=DataflowRunner"]  # the user's flags win
+
+
+def test_large_unit_lists_go_through_a_file_not_the_job_graph(tmp_path, broken_archive, monkeypatch):
+    from senclr.pipeline import preprocess as preprocess_mod
+    from tests.helpers import write_batch_export
+
+    rng = np.random.default_rng(7)
+    batch = str(tmp_path / "batch")
+    write_batch_export(batch, [random_pair(rng, 16, 100 + i) for i in range(6)], per_task=2)
+    for name, source in (("archive", broken_archive), ("batch", batch)):
+        small = preprocess(source, str(tmp_path / f"{name}-graph"), cell_deg=1.0)
+        monkeypatch.setattr(preprocess_mod, "CREATE_LIMIT", 2)
+        large = preprocess(source, str(tmp_path / f"{name}-file"), cell_deg=1.0)
+        monkeypatch.setattr(preprocess_mod, "CREATE_LIMIT", 20_000)
+        files = sorted(os.listdir(tmp_path / f"{name}-graph"))
+        assert files == sorted(os.listdir(tmp_path / f"{name}-file"))  # no listing file left behind
+        assert small["counts"] == large["counts"] and small["shards"] == large["shards"]
