@@ -402,3 +402,14 @@ def test_a_run_killed_for_real_resumes_without_duplicates_or_gaps(ee_server, tmp
     assert len(ee_server.calls("image:computePixels")) - before == 12 - len(survived)  # no pair fetched twice
     assert set(raw_archive.list_pairs(out)) >= survived and len(raw_archive.list_pairs(out)) == 12
     assert manifest.read(out)["counts"] == {"read": 12, "kept": 12, "rejected": {}}
+
+
+def test_a_long_todo_list_goes_through_a_file(ee_server, tmp_path, monkeypatch):
+    from senclr.export import highvolume
+
+    monkeypatch.setattr(highvolume, "CREATE_LIMIT", 3)
+    out = str(tmp_path / "raw")
+    r = _invoke(["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url])
+    assert r.exit_code == 0, r.output
+    assert len(raw_archive.list_pairs(out)) == 12 and len(ee_server.calls("image:computePixels")) == 12
+    assert os.path.exists(os.path.join(out, "ledger", "todo.jsonl"))
