@@ -128,18 +128,8 @@ def write_bytes(uri: str, data: bytes) -> None:
         with _gcs_errors(uri):
             _blob(uri).upload_from_string(data)
         return
-    folder = os.path.dirname(os.path.abspath(uri))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, uri)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with open_write(uri) as f:
+        f.write(data)
 
 
 @contextlib.contextmanager
