@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from senclr import raw_archive, storage
 from senclr.bands import S1_BANDS, s2_collection
+from senclr.beam_lists import listed
 from senclr.errors import InputError
 
 from . import ee_query, ee_session, ledger
@@ -125,22 +126,6 @@ class FetchPairsFn(beam.DoFn):
 CREATE_LIMIT = 10_000  # plan entries (~600 B each) embedded in the job graph before they go through a file
 
 
-def planned_pairs(todo: list[dict], out: str, limit: int | None = None) -> beam.PTransform:
-    """The pairs to fetch as a PCollection: in the job graph when few, else (Dataflow's graph size)
-    written to ledger/todo.jsonl and read back inside the pipeline."""
-    if len(todo) <= (CREATE_LIMIT if limit is None else limit):
-        return beam.Create(todo)
-    listing = storage.join(out, ledger.LEDGER, "todo.jsonl")
-    storage.write_text(listing, "".join(json.dumps(p, sort_keys=True) + "\n" for p in todo))
-
-    class _FromListing(beam.PTransform):
-        def expand(self, pbegin):
-            return (pbegin | "ReadTodo" >> beam.io.ReadFromText(listing) | "Parse" >> beam.Map(json.loads)
-                    | "Spread" >> beam.Reshuffle())
-
-    return _FromListing()
-
-
 def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict:
     """Fetch every planned pair not yet done; returns the ledger counts afterwards."""
     done = ledger.done_ids(params.out)
@@ -151,7 +136,8 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
         with beam.Pipeline(options=PipelineOptions(runner_flags(beam_args))) as p:
             _ = (
                 p
-                | "Planned" >> planned_pairs(todo, params.out)
+                | "Planned" >> listed(todo, storage.join(params.out, ledger.LEDGER, "todo.jsonl"), CREATE_LIMIT,
+                                      lambda p: json.dumps(p, sort_keys=True), json.loads)
                 | "Batch" >> beam.BatchElements(min_batch_size=slots, max_batch_size=4 * slots)
                 | "ComputePixels" >> beam.ParDo(
                     FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress))

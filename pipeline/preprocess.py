@@ -19,6 +19,7 @@ from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.beam_flags import check_beam_flags
+from senclr.beam_lists import listed
 from senclr.errors import InputError
 from senclr.pipeline import filters, shardfirst, sources, transforms
 from senclr.pipeline.split import parse_fractions
@@ -64,25 +65,6 @@ def _publish(stage: str, output: str) -> None:
     if stage != output:
         storage.remove_tree(output)
         os.replace(stage, output)
-
-
-class ListUnits(beam.PTransform):
-    """The input's units as a PCollection. A small list travels in the job graph; a large one would
-    exceed Dataflow's graph size, so it is written to a file in the staging folder and read back
-    in the pipeline (the file is removed before the dataset is published)."""
-
-    def __init__(self, units: list, stage: str, limit: int | None = None):
-        super().__init__()
-        self.units, self.stage = units, stage
-        self.limit = CREATE_LIMIT if limit is None else limit
-
-    def expand(self, pbegin):
-        if len(self.units) <= self.limit:
-            return pbegin | "Create" >> beam.Create(self.units)
-        listing = storage.join(self.stage, UNITS_FILE)
-        storage.write_text(listing, "".join(sources.unit_to_json(u) + "\n" for u in self.units))
-        return (pbegin | "ReadListing" >> beam.io.ReadFromText(listing)
-                | "Parse" >> beam.Map(sources.unit_from_json) | "Spread" >> beam.Reshuffle())
 
 
 def runner_args(beam_args: list[str], pairs: int) -> list[str]:
@@ -166,7 +148,8 @@ def preprocess(
     storage.makedirs(stage)
     try:
         with beam.Pipeline(options=PipelineOptions(runner_args(beam_args, inputs.expected_pairs))) as p:
-            units = p | "ListUnits" >> ListUnits(inputs.units, stage)
+            units = p | "ListUnits" >> listed(inputs.units, storage.join(stage, UNITS_FILE), CREATE_LIMIT,
+                                              sources.unit_to_json, sources.unit_from_json)
             placing = (cell_deg, fractions, seed, num_shards)
             if shardfirst.applies(inputs.units):  # raw archives: no array crosses a GroupByKey
                 shards, stats, rejected, read = units | "ShardFirst" >> shardfirst.ShardFirst(

@@ -11,6 +11,7 @@ import itertools
 import json
 import posixpath
 import zlib
+from collections import Counter
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -219,9 +220,7 @@ def finish(shards: list, stats: dict, rejects: list, output: str, base: dict, re
     """Write the rejects file, then the manifest (last: its presence marks a finished dataset)."""
     rejects = sorted(rejects, key=lambda r: (r["pair_id"], r["reason"], r["source"]))
     storage.write_text(storage.join(output, REJECTS_FILE), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects))
-    counts_by_reason: dict[str, int] = {}
-    for r in rejects:
-        counts_by_reason[r["reason"]] = counts_by_reason.get(r["reason"], 0) + 1
+    counts_by_reason = Counter(r["reason"] for r in rejects)
     shards = sorted(shards, key=lambda s: s["path"])
     splits = {name: sum(s["records"] for s in shards if s["split"] == name) for name in split.SPLITS}
     m = dict(base)
