@@ -413,3 +413,11 @@ def test_a_long_todo_list_goes_through_a_file(ee_server, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert len(raw_archive.list_pairs(out)) == 12 and len(ee_server.calls("image:computePixels")) == 12
     assert os.path.exists(os.path.join(out, "ledger", "todo.jsonl"))
+
+
+def test_negative_poll_interval_exits_2(ee_server, gcs, tmp_path):
+    args = _batch_args(gcs, ee_server, tmp_path.name, patches="20")
+    args[args.index("--poll-seconds") + 1] = "-1"
+    n = len(ee_server.requests)
+    r = CliRunner().invoke(cli, ["export", *args])
+    assert r.exit_code == 2 and "--poll-seconds" in r.output and len(ee_server.requests) == n

@@ -296,3 +296,8 @@ def test_large_unit_lists_go_through_a_file_not_the_job_graph(tmp_path, broken_a
         files = sorted(os.listdir(tmp_path / f"{name}-graph"))
         assert files == sorted(os.listdir(tmp_path / f"{name}-file"))  # no listing file left behind
         assert small["counts"] == large["counts"] and small["shards"] == large["shards"]
+
+
+def test_patch_size_out_of_range_exits_2(tmp_path, broken_archive):
+    r = CliRunner().invoke(cli, ["preprocess", "--input", broken_archive, "--output", str(tmp_path / "o"), "--patch-size", "3"])
+    assert r.exit_code == 2 and "--patch-size" in r.output and not (tmp_path / "o").exists()
