@@ -1,26 +1,52 @@
 """Checks of ``senclr train``'s input that need no TensorFlow, so bad input fails at once.
 
 The CLI runs ``preflight`` before TensorFlow is imported; ``train`` runs it again for callers
-that use the Python API directly.
+that use the Python API directly. Nothing here writes anything.
 """
 
 from __future__ import annotations
+
+import os
 
 from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.dataset import band_indices, count
 from senclr.errors import InputError
+from senclr.models import run_state
+from senclr.models import strategy as strategy_lib
+from senclr.models.spec import (BACKBONES, LR_SCALINGS, METHODS, MODALITIES, OPTIMIZERS, PRECISIONS,
+                                TrainSpec)
 
 
-def check_hyperparameters(epochs, batch_size, learning_rate, temperature, width, proj_dim) -> None:
-    """InputError naming the first out-of-range value and what would be valid."""
+def _choice(value, valid, flag: str) -> None:
+    if value not in valid:
+        raise InputError(f"unknown {flag} {value!r}: use one of {', '.join(valid)}")
+
+
+def check_spec(spec: TrainSpec) -> None:
+    """InputError naming the first unusable setting and what would be valid."""
+    _choice(spec.method, METHODS, "--method")
+    _choice(spec.backbone, BACKBONES, "--backbone")
+    _choice(spec.modality, MODALITIES, "--modality")
+    _choice(spec.optimizer, OPTIMIZERS, "--optimizer")
+    _choice(spec.lr_scaling, LR_SCALINGS, "--lr-scaling")
+    _choice(spec.precision, tuple(PRECISIONS), "--precision")
+    strategy_lib.check(spec.strategy, spec.tpu)
     rules = [
-        (epochs >= 1, f"epochs must be >= 1, got {epochs}"),
-        (batch_size >= 2, f"batch size must be >= 2 (a pair needs another pair as negative), got {batch_size}"),
-        (learning_rate > 0, f"learning rate must be > 0, got {learning_rate}"),
-        (temperature > 0, f"temperature must be > 0 (0.1 is usual), got {temperature}"),
-        (width >= 1, f"width must be >= 1, got {width}"),
-        (proj_dim >= 1, f"projection dim must be >= 1, got {proj_dim}"),
+        (spec.epochs >= 1, f"epochs must be >= 1, got {spec.epochs}"),
+        (spec.batch_size >= 2, f"batch size must be >= 2 (a pair needs another pair as negative), got {spec.batch_size}"),
+        (spec.learning_rate > 0, f"learning rate must be > 0, got {spec.learning_rate}"),
+        (spec.temperature > 0, f"temperature must be > 0 (0.1 is usual), got {spec.temperature}"),
+        (spec.width >= 1, f"width must be >= 1, got {spec.width}"),
+        (spec.proj_dim >= 1, f"projection dim must be >= 1, got {spec.proj_dim}"),
+        (spec.head_layers >= 1, f"--head-layers must be >= 1, got {spec.head_layers}"),
+        (0 <= spec.warmup_epochs < spec.epochs,
+         f"--warmup-epochs must be >= 0 and below --epochs ({spec.epochs}), got {spec.warmup_epochs}"),
+        (spec.weight_decay >= 0, f"--weight-decay must be >= 0, got {spec.weight_decay}"),
+        (spec.optimizer != "adam" or spec.weight_decay == 0,
+         "--optimizer adam has no weight decay: use adamw or lars with --weight-decay"),
+        (spec.checkpoint_steps >= 0, f"--checkpoint-steps must be >= 0 (0: every epoch), got {spec.checkpoint_steps}"),
+        (spec.steps_per_execution >= 1, f"--steps-per-execution must be >= 1, got {spec.steps_per_execution}"),
     ]
     for ok, message in rules:
         if not ok:
@@ -35,6 +61,25 @@ def resolve_bands(manifest: dict, sensor: str, wanted) -> list[str]:
     return [manifest["bands"][sensor][i] for i in idx]
 
 
+def needed_sensors(spec: TrainSpec) -> tuple[str, ...]:
+    """The sensors whose bands the run reads."""
+    if spec.method == "multimodal":
+        return ("s1", "s2")
+    return ("s1", "s2") if spec.modality == "s1s2" else (spec.modality,)
+
+
+def check_modalities(manifest: dict, data: str, spec: TrainSpec) -> None:
+    for sensor in needed_sensors(spec):
+        if not manifest.get("bands", {}).get(sensor):
+            raise InputError(f"{data} has no {sensor.upper()} bands, which --method {spec.method}"
+                             f"{'' if spec.method == 'multimodal' else ' --modality ' + spec.modality} needs; "
+                             f"choose a modality the dataset has")
+        missing = [b for b in resolve_bands(manifest, sensor, getattr(spec, f"{sensor}_bands"))
+                   if b not in manifest.get("statistics", {})]
+        if missing:
+            raise InputError(f"{data} has no statistics for {missing}; rebuild it with `senclr preprocess`")
+
+
 def check_split_size(manifest: dict, data: str, batch_size: int, replicas: int = 1) -> int:
     """Records in the train split, which must fill at least one batch evenly split over replicas."""
     n = count(manifest, "train")
@@ -44,23 +89,31 @@ def check_split_size(manifest: dict, data: str, batch_size: int, replicas: int =
             f"lower --batch-size or build a larger dataset"
         )
     if batch_size % replicas:
-        raise InputError(f"batch size {batch_size} does not split evenly over {replicas} replicas")
+        raise InputError(f"global batch size {batch_size} does not split evenly over {replicas} replicas; "
+                         f"use a multiple of {replicas}")
     return n
 
 
-def check_model_dir(model_dir: str, overwrite: bool) -> None:
-    """A model goes into a new or empty folder, or replaces a model only when asked to."""
-    storage.refuse_file(model_dir, "--model-dir")
-    if storage.is_dir(model_dir) and any(True for _ in storage.list_files(model_dir, limit=1)):
-        if not overwrite:
-            raise InputError(f"model dir {model_dir} is not empty: choose a new folder or pass --overwrite")
-
-
-def preflight(data: str, model_dir: str, overwrite: bool, batch_size: int, s1_bands, s2_bands, **hyper) -> tuple:
+def preflight(data: str, spec: TrainSpec) -> tuple[dict, list[str], list[str]]:
     """(manifest, S1 bands, S2 bands) once every argument is known to be usable."""
-    check_hyperparameters(batch_size=batch_size, **hyper)
-    check_model_dir(model_dir, overwrite)
+    check_spec(spec)
     m = manifest_lib.read(data, kind="dataset")
-    b1, b2 = resolve_bands(m, "s1", s1_bands), resolve_bands(m, "s2", s2_bands)
-    check_split_size(m, data, batch_size)
+    b1, b2 = resolve_bands(m, "s1", spec.s1_bands), resolve_bands(m, "s2", spec.s2_bands)
+    check_modalities(m, data, spec)
+    check_split_size(m, data, spec.batch_size, strategy_lib.worker_count())
     return m, b1, b2
+
+
+def dataset_uri(data: str) -> str:
+    return data if storage.is_gcs(data) else os.path.abspath(data)
+
+
+def preflight_run(data: str, model_dir: str, spec: TrainSpec, overwrite: bool) -> tuple:
+    """``preflight`` plus the model dir: (manifest, spec with bands resolved, fingerprint, state),
+    state "fresh" or "resume" (non-chief workers always resume: the chief owns the folder)."""
+    m, b1, b2 = preflight(data, spec)
+    spec = spec.replace(s1_bands=tuple(b1), s2_bands=tuple(b2))
+    fingerprint = spec.fingerprint(dataset_uri(data))
+    chief = strategy_lib.is_chief()
+    state = run_state.check_model_dir(model_dir, overwrite, fingerprint) if chief else "resume"
+    return m, spec, fingerprint, state

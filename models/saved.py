@@ -1,8 +1,11 @@
-"""A trained model folder: ``s1_encoder.keras``, ``s2_encoder.keras`` and ``config.json``.
+"""A trained model folder: one ``<modality>_encoder.keras`` per encoder and ``config.json``.
 
-``config.json`` is written last and removed first when a folder is overwritten, so its presence
-marks a finished model. Only the encoders are kept: the projection heads exist for the loss.
-Local folders and gs:// prefixes both work (files go through ``senclr.storage``).
+``--method multimodal`` saves ``s1_encoder.keras`` and ``s2_encoder.keras``; ``--method simclr``
+saves the one encoder of its modality (``s1``, ``s2`` or ``s1s2``). ``config.json`` (backbone,
+method, modality, bands, the statistics the inputs were normalised with, hyper-parameters,
+history) is written last and removed first when a folder is overwritten, so its presence marks a
+finished model. Only the encoders are kept: the projection heads exist for the loss. Local
+folders and gs:// prefixes both work (files go through ``senclr.storage``).
 """
 
 from __future__ import annotations
@@ -17,25 +20,33 @@ from senclr import storage
 from senclr.errors import InputError
 
 CONFIG = "config.json"
-SENSORS = ("s1", "s2")
+ENCODER_KEYS = ("s1", "s2", "s1s2")
 REQUIRED_KEYS = ("s1_bands", "s2_bands", "width", "feature_channels", "downsample", "proj_dim")
 
 
-def encoder_file(sensor: str) -> str:
-    return f"{sensor}_encoder.keras"
+def encoder_file(key: str) -> str:
+    return f"{key}_encoder.keras"
 
 
-def save(model_dir: str, s1_encoder: keras.Model, s2_encoder: keras.Model, config: dict) -> None:
-    """Write both encoders, then ``config`` as config.json; each file appears whole or not at all."""
+def encoder_bands(config: dict, key: str) -> list[str]:
+    """Input bands of the ``key`` encoder, in channel order (S1 first when stacked)."""
+    return {"s1": config["s1_bands"], "s2": config["s2_bands"],
+            "s1s2": config["s1_bands"] + config["s2_bands"]}[key]
+
+
+def save(model_dir: str, encoders: dict, config: dict) -> None:
+    """Write each encoder of ``{key: model}``, then ``config`` as config.json; each file appears
+    whole or not at all."""
     storage.refuse_file(model_dir, "--model-dir")
     storage.makedirs(model_dir)
     storage.remove(storage.join(model_dir, CONFIG))  # config.json marks a finished model
     with tempfile.TemporaryDirectory(prefix="senclr-save-") as tmp:
-        for sensor, encoder in zip(SENSORS, (s1_encoder, s2_encoder)):
-            local = os.path.join(tmp, encoder_file(sensor))
+        for key, encoder in encoders.items():
+            local = os.path.join(tmp, encoder_file(key))
             encoder.save(local)
             with open(local, "rb") as f:
-                storage.write_bytes(storage.join(model_dir, encoder_file(sensor)), f.read())
+                storage.write_bytes(storage.join(model_dir, encoder_file(key)), f.read())
+    config = {"encoders": sorted(encoders), **config}
     storage.write_text(storage.join(model_dir, CONFIG), json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
@@ -55,10 +66,15 @@ def load_config(model_dir: str) -> dict:
     missing = [k for k in REQUIRED_KEYS if not isinstance(config, dict) or k not in config]
     if missing:
         raise InputError(f"{uri} lacks {missing}; it was not written by `senclr train`, retrain the model")
+    config.setdefault("backbone", "small")
+    config.setdefault("method", "multimodal")
+    config.setdefault("encoders", ["s1", "s2"])
     return config
 
 
 def _read_keras(uri: str) -> keras.Model:
+    import senclr.models.lars  # noqa: F401  (registers LARS, should a file carry an optimizer)
+
     if not storage.is_gcs(uri):
         return keras.saving.load_model(uri, compile=False)
     with tempfile.TemporaryDirectory(prefix="senclr-load-") as tmp:
@@ -69,14 +85,18 @@ def _read_keras(uri: str) -> keras.Model:
 
 
 def load_encoder(model_dir: str, sensor: str) -> tuple[keras.Model, dict]:
-    """(the trained ``sensor`` encoder, the model config); InputError when anything is off.
+    """(the trained encoder of ``sensor`` — "s1", "s2" or "s1s2" —, the model config).
 
-    The encoder maps [B, H, W, len(config[f"{sensor}_bands"])] to
-    [B, ceil(H/2), ceil(W/2), config["feature_channels"]].
+    The encoder maps [B, H, W, len(encoder_bands(config, sensor))] to the feature map of
+    ``config["backbone"]`` (``senclr.models.backbones.multiscale`` gives its feature pyramid).
+    InputError when anything is off, e.g. a SimCLR model of another modality.
     """
-    if sensor not in SENSORS:
-        raise InputError(f"unknown sensor {sensor!r}: use one of {SENSORS}")
+    if sensor not in ENCODER_KEYS:
+        raise InputError(f"unknown sensor {sensor!r}: use one of {ENCODER_KEYS}")
     config = load_config(model_dir)
+    if sensor not in config["encoders"]:
+        raise InputError(f"{model_dir} holds no {sensor} encoder (method {config['method']}, encoders "
+                         f"{config['encoders']}); train one on {sensor} or evaluate another modality")
     uri = storage.join(model_dir, encoder_file(sensor))
     if not storage.exists(uri):
         raise InputError(f"{uri} not found: the model dir is incomplete; retrain the model")
@@ -84,10 +104,10 @@ def load_encoder(model_dir: str, sensor: str) -> tuple[keras.Model, dict]:
         encoder = _read_keras(uri)
     except Exception as e:  # keras raises many types for a corrupt or foreign file
         raise InputError(f"{uri} could not be loaded ({type(e).__name__}: {e}); retrain the model") from None
-    channels = encoder.input_shape[-1]
-    if channels != len(config[f"{sensor}_bands"]):
+    channels, bands = encoder.input_shape[-1], encoder_bands(config, sensor)
+    if channels != len(bands):
         raise InputError(
-            f"{uri} takes {channels} channels but config.json lists {len(config[f'{sensor}_bands'])} "
-            f"{sensor.upper()} bands; the folder mixes two trainings, retrain the model"
+            f"{uri} takes {channels} channels but config.json lists {len(bands)} bands for it; "
+            f"the folder mixes two trainings, retrain the model"
         )
     return encoder, config

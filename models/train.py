@@ -1,52 +1,103 @@
-"""Pre-train the S1/S2 dual encoder on a senclr dataset and save the encoders.
+"""Pre-train encoders on a senclr dataset with ``model.fit`` and save them with their config.
 
-Every argument is checked (``checks.preflight``) before any training, with a message saying how to
-fix it, and nothing is written to the model dir until training is done.
+Order matters: arguments and the model dir are checked first (no TensorFlow), then the
+tf.distribute strategy is created (collective strategies must come before any other TF op),
+the replica count is checked against the global batch, the datasets and the model are built,
+and only then is anything written to the model dir. Training backs up at every epoch (or every
+``--checkpoint-steps`` steps), so a killed run rerun with the same flags resumes there and ends
+after the same number of steps.
 """
 
 from __future__ import annotations
 
-import os
+import math
 import sys
+import tempfile
 
 import keras
 import tensorflow as tf
 
 from senclr import __version__, storage
-from senclr.dataset import count
-from senclr.dataset_tf import make_dataset
-from senclr.models import saved
-from senclr.models.checks import check_split_size, preflight
+from senclr.models import backbones, optim, run_state, saved
+from senclr.models import strategy as strategy_lib
+from senclr.models.checks import check_split_size, preflight_run
+from senclr.models.data import pretraining_dataset, steps_per_epoch
 from senclr.models.dual_encoder import DualEncoder
-from senclr.models.encoders import DOWNSAMPLE, build_encoder, feature_channels
+from senclr.models.heads import set_global_batch_norm
+from senclr.models.simclr import SimCLR
+from senclr.models.spec import PRECISIONS, TrainSpec
 
 
-def pair_batches(data, split, manifest, s1_bands, s2_bands, batch_size, seed=None):
-    """Batches of {"s1", "s2"} for ``fit``; shuffled when ``seed`` is given, last partial batch dropped."""
-    n = count(manifest, split)
-    ds = make_dataset(data, split, s1_bands, s2_bands, manifest=manifest)
-    ds = ds.map(lambda r: {"s1": r["s1"], "s2": r["s2"]}, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(n))  # lets the progress bar know the steps
-    if seed is not None:
-        ds = ds.shuffle(min(n, 10_000), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite (TerminateOnNaN stopped the run)."""
 
 
-def build_dual_encoder(n1: int, n2: int, width: int, proj_dim: int, temperature: float) -> DualEncoder:
-    """A DualEncoder with its variables created (call inside the strategy's scope)."""
-    model = DualEncoder(
-        build_encoder(n1, width, name="s1_encoder"),
-        build_encoder(n2, width, name="s2_encoder"),
-        proj_dim=proj_dim,
-        temperature=temperature,
-        name="dual_encoder",
-    )
-    model({"s1": tf.zeros([1, 8, 8, n1]), "s2": tf.zeros([1, 8, 8, n2])})
+def _log(message: str) -> None:
+    print(f"senclr train: {message}", file=sys.stderr, flush=True)
+
+
+def encoder_channels(spec: TrainSpec, bands: dict) -> dict[str, int]:
+    """{encoder key: input channels} of the run's encoders."""
+    if spec.method == "multimodal":
+        return {"s1": len(bands["s1"]), "s2": len(bands["s2"])}
+    key = spec.modality
+    return {key: sum(len(bands[s]) for s in ("s1", "s2") if s in key)}
+
+
+def build_model(spec: TrainSpec, bands: dict):
+    """The method's keras.Model with its variables created (call inside the strategy's scope)."""
+    enc = {k: backbones.build_backbone(spec.backbone, c, spec.width, name=f"{k}_encoder")
+           for k, c in encoder_channels(spec, bands).items()}
+    common = dict(proj_dim=spec.proj_dim, temperature=spec.temperature, head_layers=spec.head_layers)
+    if spec.method == "multimodal":
+        model = DualEncoder(enc["s1"], enc["s2"], intra_negatives=spec.intra_modal_negatives, name="dual_encoder",
+                            **common)
+        model({"s1": tf.zeros([2, 8, 8, len(bands["s1"])]), "s2": tf.zeros([2, 8, 8, len(bands["s2"])])})
+    else:
+        (key, encoder), = enc.items()
+        model = SimCLR(encoder, key, name="simclr", **common)
+        x = tf.zeros([2, 8, 8, encoder_channels(spec, bands)[key]])
+        model({"view1": x, "view2": x})
     return model
 
 
-def history_lists(history: keras.callbacks.History) -> dict[str, list[float]]:
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+def float32_copies(spec: TrainSpec, model) -> dict:
+    """The trained encoders rebuilt in float32 with plain BN: what evaluation loads, whatever
+    precision and strategy trained them."""
+    out = {}
+    with _policy("float32"):
+        for key, enc in model.encoders.items():
+            copy = backbones.build_backbone(spec.backbone, enc.input_shape[-1], spec.width, name=f"{key}_encoder")
+            copy.set_weights(enc.get_weights())
+            out[key] = copy
+    return out
+
+
+class _policy:
+    """Keras' global dtype policy for a block, restored afterwards (it is process-wide)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.old = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.name)
+
+    def __exit__(self, *exc):
+        keras.config.set_dtype_policy(self.old)
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """history.csv rewritten whole after every epoch (append is not possible on gs://)."""
+
+    def __init__(self, model_dir: str, rows: list[dict]):
+        super().__init__()
+        self.model_dir, self.rows = model_dir, rows
+
+    def on_epoch_end(self, epoch, logs=None):
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}, "learning_rate": lr})
+        run_state.write_history(self.model_dir, self.rows)
 
 
 def _verbosity(progress: bool) -> int:
@@ -56,70 +107,98 @@ def _verbosity(progress: bool) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def _dataset_uri(data: str) -> str:
-    return data if storage.is_gcs(data) else os.path.abspath(data)
+def _schedule(spec: TrainSpec, epoch_steps: int, total_steps: int):
+    peak = optim.scaled_learning_rate(spec.learning_rate, spec.batch_size, spec.lr_scaling)
+    warmup = min(int(round(spec.warmup_epochs * epoch_steps)), total_steps - 1)
+    return optim.warmup_cosine(peak, total_steps, warmup), peak
 
 
-def train(
-    data: str,
-    model_dir: str,
-    epochs: int = 10,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    temperature: float = 0.1,
-    width: int = 32,
-    proj_dim: int = 64,
-    s1_bands=None,
-    s2_bands=None,
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
-    strategy: tf.distribute.Strategy | None = None,
-) -> dict:
-    """Train the dual encoder on ``data``'s train split and save it to ``model_dir``.
+def _datasets(data, m, spec, bands, workers):
+    common = dict(method=spec.method, bands=bands, global_batch=spec.batch_size, seed=spec.seed,
+                  deterministic=spec.deterministic, modality=spec.modality, augment_cfg=spec.augment, workers=workers)
+    train_ds = pretraining_dataset(data, m, "train", **common)
+    val_steps = steps_per_epoch(m, "val", spec.batch_size)
+    val_ds = pretraining_dataset(data, m, "val", shuffle=False, **common) if val_steps else None
+    return train_ds, val_ds, val_steps
 
-    Validation runs on the val split when it holds at least one batch. Returns the saved config
-    (with ``history``, per-epoch metrics) plus ``model_dir``.
+
+def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: bool = False,
+          strategy: tf.distribute.Strategy | None = None, **changes) -> dict:
+    """Pre-train on ``data``'s train split (val for validation when it fills a batch) and save
+    the encoders to ``model_dir``. ``changes`` override fields of ``spec`` (e.g. ``epochs=2``).
+
+    Returns the saved config (with ``history``) plus ``model_dir``.
     """
-    m, b1, b2 = preflight(data, model_dir, overwrite, batch_size, s1_bands, s2_bands, epochs=epochs,
-                          learning_rate=learning_rate, temperature=temperature, width=width, proj_dim=proj_dim)
-    strategy = strategy or tf.distribute.get_strategy()
-    n_train = check_split_size(m, data, batch_size, strategy.num_replicas_in_sync)
+    spec = (spec or TrainSpec()).replace(**changes)
+    m, spec, fingerprint, state = preflight_run(data, model_dir, spec, overwrite)
+    b1, b2 = list(spec.s1_bands), list(spec.s2_bands)
+    chief = strategy_lib.is_chief()
+    if strategy is None:
+        strategy, concrete = strategy_lib.make(spec.strategy, spec.tpu)
+    else:
+        concrete = type(strategy).__name__
+    replicas = strategy.num_replicas_in_sync
+    n_train = check_split_size(m, data, spec.batch_size, replicas)
 
-    keras.utils.set_random_seed(seed)
-    train_ds = pair_batches(data, "train", m, b1, b2, batch_size, seed=seed)
-    val_ds = None
-    if count(m, "val") >= batch_size:
-        val_ds = pair_batches(data, "val", m, b1, b2, batch_size)
-    with strategy.scope():
-        model = build_dual_encoder(len(b1), len(b2), width, proj_dim, temperature)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, verbose=_verbosity(progress)
-    )  # shuffle=False: the pipeline shuffles already
+    keras.utils.set_random_seed(spec.seed)
+    if spec.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    bands = {"s1": b1, "s2": b2}
+    train_ds, val_ds, val_steps = _datasets(data, m, spec, bands, strategy_lib.worker_count())
+    epoch_steps = steps_per_epoch(m, "train", spec.batch_size)
+    chunk = spec.checkpoint_steps or epoch_steps
+    chunks = math.ceil(spec.epochs * epoch_steps / chunk)
+    schedule, peak_lr = _schedule(spec, epoch_steps, chunks * chunk)
+    with _policy(PRECISIONS[spec.precision]), strategy.scope():
+        model = build_model(spec, bands)
+        set_global_batch_norm(model, spec.global_bn and replicas > 1)
+        model.compile(optimizer=optim.build_optimizer(spec.optimizer, schedule, spec.weight_decay,
+                                                      model.trainable_variables),
+                      steps_per_execution=spec.steps_per_execution)
+
+    if chief:
+        run_state.start(model_dir, state, fingerprint)
+    out_dir = model_dir if chief else tempfile.mkdtemp(prefix="senclr-worker-")  # only the chief's files count
+    backup_dir = storage.join(model_dir, run_state.BACKUP, strategy_lib.task_id())
+    resumed = run_state.backed_up_epoch(backup_dir)
+    if resumed is not None:
+        _log(f"resuming from the backup in {backup_dir} at epoch {resumed + 1} of {chunks}")
+    rows = run_state.read_history(out_dir, resumed or 0)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False, double_checkpoint=True),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.TensorBoard(storage.join(out_dir, run_state.LOGS)),
+        HistoryCSV(out_dir, rows),
+    ]
+    _log(f"{spec.method} / {spec.backbone} on {concrete} ({replicas} replica(s)): {chunks} epochs of {chunk} steps, "
+         f"global batch {spec.batch_size}, {spec.optimizer} peak lr {peak_lr:g}, {spec.precision}")
+    model.fit(train_ds, steps_per_epoch=chunk, epochs=chunks, validation_data=val_ds,
+              validation_steps=val_steps or None, callbacks=callbacks, shuffle=False, verbose=_verbosity(spec.progress))
+    if not rows or not all(math.isfinite(v) for v in rows[-1].values()) or len(rows) < chunks:
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite at epoch {len(rows) + 1}; lower --learning-rate, add --warmup-epochs "
+            f"or use --precision fp32 (the last backup is in {backup_dir})")
 
     config = {
-        "kind": "senclr-dual-encoder",
+        "kind": "senclr-encoder",
         "senclr_version": __version__,
-        "dataset": _dataset_uri(data),
+        **{k: v for k, v in fingerprint.items() if k != "data"},
+        "dataset": fingerprint["data"],
         "s1_bands": b1,
         "s2_bands": b2,
         "s2_level": m["bands"].get("s2_level"),
         "statistics": {b: m["statistics"][b] for b in b1 + b2},
-        "width": width,
-        "feature_channels": feature_channels(width),
-        "downsample": DOWNSAMPLE,
-        "proj_dim": proj_dim,
-        "temperature": temperature,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
+        "encoders": sorted(model.encoders),
+        "feature_channels": backbones.feature_channels(spec.backbone, spec.width),
+        "downsample": backbones.output_stride(spec.backbone),
+        "feature_layers": backbones.FEATURE_LAYERS[spec.backbone],
         "train_pairs": n_train,
-        "replicas": strategy.num_replicas_in_sync,
-        "history": history_lists(history),
+        "steps": chunks * chunk,
+        "peak_learning_rate": peak_lr,
+        "strategy": concrete,
+        "replicas": replicas,
+        "history": {k: [r[k] for r in rows if k in r] for k in rows[0] if k != "epoch"},
     }
-    if overwrite:
-        storage.remove_tree(model_dir)  # also an old evaluation/ that no longer describes this model
-    saved.save(model_dir, model.s1_encoder, model.s2_encoder, config)
+    saved.save(out_dir, float32_copies(spec, model), config)
+    storage.remove_tree(storage.join(model_dir, run_state.BACKUP) if chief else backup_dir)
     return {**config, "model_dir": model_dir}

@@ -1,0 +1,102 @@
+"""The training input pipeline: a senclr dataset's TFRecords straight into ``model.fit``.
+
+Shard files (local paths, or ``gs://`` read by TensorFlow's built-in GCS filesystem with the
+machine's application-default credentials) are shuffled, read interleaved, shuffled again by
+record, repeated, batched to the global batch, parsed a batch at a time (one ``parse_example``
+per batch: see ``senclr.dataset_tf.record_parser``), normalised from the manifest statistics and
+prefetched. Nothing is converted beforehand: the records stay the dataset's.
+
+The stream repeats, and ``fit`` takes a fixed number of steps per epoch, so every worker of a
+multi-worker run takes the same number of steps even when files split unevenly. Under a
+strategy ``fit`` hands each replica ``global_batch / replicas`` rows; across workers the data is
+sharded by file (each worker reads its own shards) when there are at least as many shards as
+workers, else by record.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from senclr.dataset import count, shard_uris
+from senclr.dataset_tf import record_parser
+from senclr.models import augment
+
+SHUFFLE_BUFFER = 10_000  # records; about 0.35 GB of 32x32 L1C patches
+PARSE_BATCH = 128  # records parsed together for SimCLR, whose views are drawn one patch at a time
+
+
+def _records(files: list[str], seed: int, deterministic: bool, shuffle: bool, buffer: int):
+    """Serialized records of ``files``, shuffled (file order and records) and repeated forever."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if shuffle:
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.repeat()
+
+
+def patch_shape(files: list[str]) -> tuple[int, int]:
+    """(H, W) of the first record, so the batches carry static shapes (XLA and TPUs need them)."""
+    import tensorflow as tf
+
+    spec = {k: tf.io.FixedLenFeature([], tf.int64) for k in ("height", "width")}
+    first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)))
+    ex = tf.io.parse_single_example(first, spec)
+    return int(ex["height"]), int(ex["width"])
+
+
+def _with_options(ds, deterministic: bool, n_files: int, workers: int):
+    import tensorflow as tf
+
+    opts = tf.data.Options()
+    opts.deterministic = deterministic
+    policy = tf.data.experimental.AutoShardPolicy
+    opts.experimental_distribute.auto_shard_policy = policy.FILE if n_files >= workers else policy.DATA
+    return ds.with_options(opts)
+
+
+def select(batch: dict, modality: str):
+    """The encoder input of one modality: S1, S2 or both stacked as channels (S1 first)."""
+    import tensorflow as tf
+
+    if modality == "s1s2":
+        return tf.concat([batch["s1"], batch["s2"]], axis=-1)
+    return batch[modality]
+
+
+def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict, global_batch: int,
+                        seed: int = 0, deterministic: bool = False, modality: str = "s1s2",
+                        augment_cfg: augment.AugmentConfig | None = None, shuffle: bool = True,
+                        workers: int = 1, buffer: int = SHUFFLE_BUFFER):
+    """An endless stream of global batches for ``fit``: {"s1", "s2"} (multimodal) or
+    {"view1", "view2"} (simclr, two augmented views of ``modality``)."""
+    import tensorflow as tf
+
+    files = shard_uris(data, m, split)
+    h, w = patch_shape(files)
+    buffer = max(1, min(count(m, split), buffer))
+    records = _records(files, seed, deterministic, shuffle, buffer)
+    parse = record_parser(m, bands["s1"], bands["s2"], batched=True)
+    shape = lambda x: tf.ensure_shape(x, [None, h, w, x.shape[-1]])  # noqa: E731
+    if method == "multimodal":
+        ds = records.batch(global_batch, drop_remainder=True)
+        ds = ds.map(lambda r: {k: shape(v) for k, v in parse(r).items() if k in ("s1", "s2")},
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    else:
+        patches = records.batch(PARSE_BATCH).map(lambda r: shape(select(parse(r), modality)),
+                                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        s1_channels = len(bands["s1"]) if modality in ("s1", "s1s2") else 0
+        s1_std = np.array([m["statistics"][b]["std"] for b in bands["s1"]], np.float32) if s1_channels else None
+        ds = augment.views_dataset(patches.unbatch(), augment_cfg or augment.AugmentConfig(), seed,
+                                   s1_channels=s1_channels, s1_db_std=s1_std)
+        ds = ds.batch(global_batch, drop_remainder=True)
+    return _with_options(ds.prefetch(tf.data.AUTOTUNE), deterministic, len(files), workers)
+
+
+def steps_per_epoch(m: dict, split: str, global_batch: int) -> int:
+    """Global steps in one pass over ``split`` (its last partial batch is not a step)."""
+    return count(m, split) // global_batch

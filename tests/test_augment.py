@@ -1,0 +1,161 @@
+"""models/augment.py: SimCLR views for S1/S2 patches (shapes, alignment, determinism, noise)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from senclr.models.augment import AugmentConfig, augment, two_views, views_dataset  # noqa: E402
+
+OFF = AugmentConfig(crop=False, flip=False, rotate90=False, jitter_prob=0.0, blur_prob=0.0)
+GEOMETRIC = AugmentConfig(jitter_prob=0.0, blur_prob=0.0)
+ALL_ON = AugmentConfig(jitter_prob=1.0, blur_prob=1.0, speckle_looks=4.0)
+
+
+def seed(i):
+    return tf.constant([i, 12345], tf.int64)
+
+
+def noise(h, w, c, s=0):
+    return np.random.default_rng(s).normal(size=(h, w, c)).astype(np.float32)
+
+
+def run(x, cfg, i=0, **kw):
+    return augment(x, seed(i), cfg, **kw).numpy()
+
+
+@pytest.mark.parametrize("c", [2, 13, 15])
+@pytest.mark.parametrize("hw", [(16, 16), (32, 32), (16, 24)])
+def test_shape_and_dtype_kept_with_every_op(c, hw):
+    out = augment(noise(*hw, c), seed(c), ALL_ON, s1_channels=2, s1_db_std=[3.0, 4.0])
+    assert out.shape == (*hw, c) and out.dtype == tf.float32
+    assert np.all(np.isfinite(out.numpy()))
+
+
+def test_geometric_ops_keep_band_order():
+    x = np.broadcast_to(np.arange(5, dtype=np.float32), (16, 16, 5))
+    for i in range(4):
+        np.testing.assert_allclose(run(x, GEOMETRIC, i), x, atol=1e-5)
+
+
+def test_photometric_ops_move_band_means_within_brightness():
+    cfg = AugmentConfig(crop=False, flip=False, rotate90=False, jitter_prob=1.0, blur_prob=0.0)
+    x = noise(16, 16, 6) + np.arange(6, dtype=np.float32)
+    moved = [run(x, cfg, i).mean((0, 1)) - x.mean((0, 1)) for i in range(4)]
+    assert np.max(np.abs(moved)) <= cfg.brightness + 1e-5
+    assert np.max(np.abs(moved)) > 0.01  # it did something
+
+
+def test_stacked_s1_s2_stay_aligned():
+    s2 = noise(32, 32, 2)
+    x = np.concatenate([s2, s2], axis=-1)  # channels 0..1 (S1) copy channels 2..3 (S2)
+    for i in range(4):
+        out = run(x, GEOMETRIC, i)
+        np.testing.assert_array_equal(out[..., :2], out[..., 2:])
+        assert not np.allclose(out, x)
+
+
+def dihedral(x):
+    rots = [np.rot90(x, k, axes=(0, 1)) for k in range(4)]
+    return rots + [r[::-1] for r in rots]
+
+
+def test_flip_and_rot90_give_an_exact_dihedral_transform():
+    x = noise(16, 16, 3)
+    cfg = AugmentConfig(crop=False, jitter_prob=0.0, blur_prob=0.0)
+    seen = set()
+    for i in range(12):
+        out = run(x, cfg, i)
+        hits = [j for j, t in enumerate(dihedral(x)) if np.array_equal(out, t)]
+        assert hits, f"seed {i}: not a dihedral transform"
+        seen.add(hits[0])
+    assert len(seen) > 2
+
+
+def test_same_seed_bit_identical_different_seeds_differ():
+    x, kw = noise(16, 16, 4), dict(s1_channels=2, s1_db_std=[3.0, 4.0])
+    np.testing.assert_array_equal(run(x, ALL_ON, 1, **kw), run(x, ALL_ON, 1, **kw))
+    assert not np.allclose(run(x, ALL_ON, 1, **kw), run(x, ALL_ON, 2, **kw))
+    v1, v2 = two_views(x, seed(1), ALL_ON, **kw)
+    assert not np.allclose(v1, v2)
+
+
+def test_views_dataset_reproducible_and_rerandomized():
+    ds = tf.data.Dataset.from_tensor_slices(np.stack([noise(16, 16, 3, s) for s in range(4)]))
+
+    def epoch(d):
+        return [(e["view1"], e["view2"]) for e in d.as_numpy_iterator()]
+
+    a = views_dataset(ds, AugmentConfig(), seed=7)
+    first, second = epoch(a), epoch(a)
+    again = epoch(views_dataset(ds, AugmentConfig(), seed=7))
+    assert len(first) == 4 and first[0][0].shape == (16, 16, 3)
+    assert all(not np.allclose(v1, v2) for v1, v2 in first)
+    for (p1, p2), (q1, q2) in zip(first, again):  # same seed, fresh dataset: same first epoch
+        np.testing.assert_array_equal(p1, q1)
+        np.testing.assert_array_equal(p2, q2)
+    assert not np.allclose(first[0][0], second[0][0])  # each epoch draws new views
+
+
+def test_speckle_only_on_s1_with_gamma_db_statistics():
+    looks, std = 4.0, np.array([2.0, 4.0], np.float32)
+    cfg = AugmentConfig(
+        crop=False, flip=False, rotate90=False, jitter_prob=0.0, blur_prob=0.0, speckle_looks=looks
+    )
+    out = run(np.zeros((64, 64, 4), np.float32), cfg, s1_channels=2, s1_db_std=std)
+    np.testing.assert_array_equal(out[..., 2:], 0.0)
+    # 10 log10 G, G ~ Gamma(L, 1/L): mean (10/ln10)(digamma L - ln L), var (10/ln10)^2 trigamma L
+    k = 10 / math.log(10)
+    mean_db = k * (float(tf.math.digamma(looks)) - math.log(looks))
+    std_db = k * math.sqrt(float(tf.math.polygamma(1.0, looks)))
+    db = out[..., :2] * std  # undo the 1/std scaling
+    se = std_db / 64  # standard error of a mean over 4096 pixels
+    np.testing.assert_allclose(db.mean((0, 1)), mean_db, atol=4 * se)
+    np.testing.assert_allclose(db.std((0, 1)), std_db, rtol=0.05)
+
+
+def test_everything_off_is_identity():
+    x = noise(16, 16, 4)
+    np.testing.assert_array_equal(run(x, OFF, s1_channels=2), x)  # looks=0: no std needed
+
+
+def test_blur_keeps_constant_constant_and_smooths_noise():
+    cfg = AugmentConfig(
+        crop=False, flip=False, rotate90=False, jitter_prob=0.0, blur_prob=1.0, blur_sigma=(1, 1.5)
+    )
+    np.testing.assert_allclose(run(np.full((16, 16, 2), 3.0, np.float32), cfg), 3.0, atol=1e-5)
+    x = noise(32, 32, 2)
+    assert run(x, cfg).var() < 0.5 * x.var()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(crop_scale=(0.0, 1.0)),
+        dict(crop_scale=(0.8, 0.5)),
+        dict(crop_scale=(0.5, 1.2)),
+        dict(jitter_prob=1.5),
+        dict(blur_prob=-0.1),
+        dict(brightness=-1.0),
+        dict(contrast=1.0),
+        dict(blur_sigma=(0.0, 1.0)),
+        dict(blur_sigma=(2.0, 1.0)),
+        dict(speckle_looks=0.5),
+        dict(speckle_looks=-1.0),
+    ],
+)
+def test_bad_config_raises(bad):
+    with pytest.raises(ValueError):
+        AugmentConfig(**bad)
+
+
+def test_speckle_needs_matching_s1_db_std():
+    cfg, x = AugmentConfig(speckle_looks=1.0), noise(16, 16, 4)
+    with pytest.raises(ValueError, match="s1_db_std"):
+        augment(x, seed(0), cfg, s1_channels=2)
+    with pytest.raises(ValueError, match="s1_db_std"):
+        augment(x, seed(0), cfg, s1_channels=2, s1_db_std=[3.0])
