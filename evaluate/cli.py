@@ -9,18 +9,29 @@ from __future__ import annotations
 import click
 
 from senclr import storage
+from senclr.errors import InputError
 from senclr.evaluate.report import check_out
 from senclr.evaluate.segmentation import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
 
 
 def headline(result: dict, report_path: str) -> str:
-    p, r = result["pretrained"], result["random"]
     f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    return "\n".join([
-        f"water IoU on the {result['split']} split: pre-trained {f(p['water_iou'])} vs random "
-        f"{f(r['water_iou'])} (mIoU {f(p['miou'])} vs {f(r['miou'])}; {result['test']['patches']} patches)",
-        f"report: {report_path}",
-    ])
+    lines = [f"water IoU (mIoU) on the {result['split']} split, {result['test']['patches']} patches:"]
+    for key, label in result["encoders"]:
+        lines.append(f"  {label:<40} {f(result[key]['water_iou'])} ({f(result[key]['miou'])})")
+    return "\n".join([*lines, f"report: {report_path}"])
+
+
+def parse_baselines(values) -> dict[str, str]:
+    """('simclr=DIR', 'DIR2') -> {"simclr": DIR, "baseline2": DIR2}."""
+    out = {}
+    for i, v in enumerate(values, 1):
+        name, sep, path = v.partition("=")
+        name, path = (name.strip(), path) if sep else (f"baseline{i}", v)
+        if not name or not path or name in out:
+            raise InputError(f"--baseline {v!r}: give NAME=MODEL_DIR with a new NAME, or a model dir")
+        out[name] = path
+    return out
 
 
 @click.command()
@@ -36,9 +47,12 @@ def headline(result: dict, report_path: str) -> str:
               help="Patches per head-training step.")
 @click.option("--learning-rate", default=DEFAULT_LEARNING_RATE, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Peak Adam learning rate of the head (cosine decay).")
+@click.option("--baseline", "baselines", multiple=True,
+              help="NAME=MODEL_DIR of another model (e.g. simclr=runs/simclr) whose S1 encoder gets the same head "
+                   "and budget; repeatable.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the head, the random encoder and the shuffling (both runs use it).")
-def evaluate(data, model_dir, out, epochs, batch_size, learning_rate, seed):
+def evaluate(data, model_dir, out, epochs, batch_size, learning_rate, baselines, seed):
     """Water segmentation on the frozen S1 encoder: IoU report.
 
     Trains the same small head (1x1 conv + bilinear upsampling) on the pre-trained S1 encoder
@@ -51,6 +65,6 @@ def evaluate(data, model_dir, out, epochs, batch_size, learning_rate, seed):
     from senclr.evaluate.segmentation import compare
 
     result = compare(data, model_dir, epochs=epochs, batch_size=batch_size, seed=seed,
-                     learning_rate=learning_rate, progress=True)
+                     learning_rate=learning_rate, progress=True, baselines=parse_baselines(baselines))
     paths = write_report(result, out)
     click.echo(headline(result, paths["report.md"]))

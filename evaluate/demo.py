@@ -1,7 +1,8 @@
 """``senclr demo``: the whole chain on synthetic data, in one fresh folder, with the numbers at the end.
 
-export synthetic -> preprocess (Beam, DirectRunner) -> train (dual encoder, NT-Xent) -> evaluate
-(water IoU, pre-trained vs randomly initialised S1 encoder under the same head budget).
+export synthetic -> preprocess (Beam, DirectRunner) -> train twice (the multimodal dual encoder, and
+the SimCLR augmentation baseline on S1 with the same backbone, batch and epochs) -> evaluate (water
+IoU of the multimodal S1 encoder, the SimCLR S1 encoder and a random one under the same head budget).
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def run_demo(workdir: str, quick: bool = False, seed: int = 0) -> dict:
 
     p = PROFILES["quick" if quick else "full"]
     prepare_workdir(workdir)
-    raw, data, model, report = (os.path.join(workdir, d) for d in ("raw", "dataset", "model", "evaluation"))
+    raw, data, model, simclr, report = (os.path.join(workdir, d)
+                                        for d in ("raw", "dataset", "model", "model-simclr", "evaluation"))
     seconds = {}
-    stages = tqdm(total=4, desc="senclr demo", unit="stage", position=0, leave=True)
+    stages = tqdm(total=5, desc="senclr demo", unit="stage", position=0, leave=True)
 
     def stage(name: str, fn):
         stages.set_postfix_str(name)
@@ -61,15 +63,18 @@ def run_demo(workdir: str, quick: bool = False, seed: int = 0) -> dict:
 
     stage("export", lambda: generate(raw, p["pairs"], seed, patch_size=p["patch_size"], progress=True))
     m = stage("preprocess", lambda: preprocess(raw, data, seed=seed, cell_deg=0.25))
-    stage("train", lambda: train(data, model, epochs=p["train_epochs"], batch_size=p["batch_size"], seed=seed))
-    result = stage("evaluate", lambda: compare(data, model, epochs=p["head_epochs"], seed=seed, progress=False))
+    budget = dict(epochs=p["train_epochs"], batch_size=p["batch_size"], seed=seed)
+    stage("train", lambda: train(data, model, **budget))
+    stage("train simclr", lambda: train(data, simclr, method="simclr", modality="s1", **budget))
+    result = stage("evaluate", lambda: compare(data, model, epochs=p["head_epochs"], seed=seed, progress=False,
+                                               baselines={"simclr": simclr}))
     stages.close()
     paths = write_report(result, report)
     summary = {
         "profile": "quick" if quick else "full", **p, "seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
         "counts": m["counts"], "splits": m["splits"], "report": paths["report.md"],
-        "water_iou": {k: result[k]["water_iou"] for k in ("pretrained", "random")},
-        "miou": {k: result[k]["miou"] for k in ("pretrained", "random")},
+        "water_iou": {k: result[k]["water_iou"] for k in ("pretrained", "simclr", "random")},
+        "miou": {k: result[k]["miou"] for k in ("pretrained", "simclr", "random")},
     }
     with open(os.path.join(workdir, "demo.json"), "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
@@ -93,5 +98,6 @@ def demo(workdir, quick, seed):
     click.echo(f"stage seconds: {s['seconds']} (total {s['total_seconds']})")
     for metric in ("water_iou", "miou"):
         v = s[metric]
-        click.echo(f"{metric:<10} pre-trained S1 encoder: {_fmt(v['pretrained'])}   random init: {_fmt(v['random'])}")
+        click.echo(f"{metric:<10} multimodal S1 encoder: {_fmt(v['pretrained'])}   SimCLR S1 encoder: "
+                   f"{_fmt(v['simclr'])}   random init: {_fmt(v['random'])}")
     click.echo(f"report: {s['report']}")

@@ -14,7 +14,8 @@ import numpy as np
 from senclr import __version__, storage
 
 FILES = ("comparison.png", "metrics.json", "report.md")
-ENCODERS = (("pretrained", "pre-trained (senclr)"), ("random", "random init"))
+DEFAULT_ENCODERS = (("pretrained", "pre-trained (senclr)"), ("random", "random init"))
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#b0b0b0")
 COLUMNS = (("water_iou", "water IoU"), ("not_water_iou", "not-water IoU"), ("miou", "mIoU"),
            ("pixel_accuracy", "pixel acc"))
 SAME = 0.01  # water-IoU differences below this are read as "no difference"
@@ -29,8 +30,26 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+def encoders(result: dict) -> list[tuple[str, str]]:
+    """(key, label) of each compared encoder, in report order (random init last)."""
+    return [tuple(e) for e in result.get("encoders", DEFAULT_ENCODERS)]
+
+
 def reading(result: dict) -> str:
-    """One honest sentence on the water-IoU gap, whichever way it goes."""
+    """Honest sentences on the water-IoU gaps, whichever way they go."""
+    sentences = [_gap(result)]
+    for key, label in encoders(result):
+        if key in ("pretrained", "random"):
+            continue
+        p, b = result["pretrained"]["water_iou"], result[key]["water_iou"]
+        if p is not None and b is not None:
+            d = p - b
+            verdict = "no meaningful difference" if abs(d) < SAME else ("ahead" if d > 0 else "behind")
+            sentences.append(f"Against {label}: the model is {verdict} ({p:.3f} vs {b:.3f}, {d:+.3f}).")
+    return " ".join(sentences)
+
+
+def _gap(result: dict) -> str:
     p, r = result["pretrained"]["water_iou"], result["random"]["water_iou"]
     n = result["test"]["patches"]
     if p is None or r is None:
@@ -50,12 +69,12 @@ def markdown(result: dict) -> str:
     """report.md: the table first, then what it was measured on."""
     head = "| encoder | " + " | ".join(c for _, c in COLUMNS) + " |"
     rows = [head, "|" + "---|" * (len(COLUMNS) + 1)]
-    for key, label in ENCODERS:
+    for key, label in encoders(result):
         rows.append(f"| {label} | " + " | ".join(_fmt(result[key][k]) for k, _ in COLUMNS) + " |")
     tr, te = result["train"], result["test"]
     pct = lambda f: "n/a" if f is None else f"{100 * f:.1f}%"  # noqa: E731
     lines = [
-        "# Water segmentation: pre-trained vs randomly initialised S1 encoder", "",
+        "# Water segmentation: pre-trained vs randomly initialised S1 encoders", "",
         *rows, "", f"**Reading:** {reading(result)}", "",
         f"- Dataset: `{result['dataset']}`",
         f"- Scored on: {result['split']} split, {te['patches']} patches, {te['labelled_pixels']} labelled pixels "
@@ -65,12 +84,14 @@ def markdown(result: dict) -> str:
         f"({pct(tr['water_fraction'])} water)",
         f"- Head: {result['head']}",
         f"- Budget: {result['epochs']} epochs, batch size {result['batch_size']}, seed {result['seed']} "
-        "(the same for both encoders)",
+        "(the same for every encoder)",
         f"- Model: `{result['model_dir']}`; S1 bands {', '.join(result['s1_bands'])}; "
-        f"encoder width {result['encoder'].get('width')}; inputs scaled with {result['s1_scaling']}",
+        f"backbone {result['encoder'].get('backbone', 'small')}, width {result['encoder'].get('width')}; "
+        f"inputs scaled with {result['s1_scaling']}",
+        *(f"- Baseline `{k}`: `{d}`" for k, d in result.get("baselines", {}).items()),
         "", "| encoder | water precision | water recall | final train loss |", "|---|---|---|---|",
         *(f"| {label} | {_fmt(result[k]['water_precision'])} | {_fmt(result[k]['water_recall'])} | "
-          f"{_fmt(result[k]['train_loss'])} |" for k, label in ENCODERS),
+          f"{_fmt(result[k]['train_loss'])} |" for k, label in encoders(result)),
         "", "![comparison](comparison.png)", "",
     ]
     return "\n".join(lines)
@@ -85,25 +106,28 @@ def metrics_json(result: dict) -> str:
 def _bars(ax, result: dict) -> None:
     keys = COLUMNS[:3]
     x = np.arange(len(keys))
-    for i, ((enc, label), color) in enumerate(zip(ENCODERS, ("#1f77b4", "#b0b0b0"))):
+    encs = encoders(result)
+    width = 0.8 / len(encs)
+    for i, (enc, label) in enumerate(encs):
         vals = [result[enc][k] or 0.0 for k, _ in keys]
-        bars = ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, label=label, color=color)
-        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
+        color = COLORS[-1] if enc == "random" else COLORS[i % (len(COLORS) - 1)]
+        bars = ax.bar(x + (i - (len(encs) - 1) / 2) * width, vals, width, label=label, color=color)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     ax.set_xticks(x, [name for _, name in keys])
     ax.set_ylim(0, 1.18)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel(f"score on the {result['split']} split ({result['test']['patches']} patches)")
     ax.set_title("Frozen S1 encoder + the same head", fontsize=10)
-    ax.legend(loc="upper center", ncol=2, fontsize=8, frameon=False)
+    ax.legend(loc="upper center", ncol=min(len(encs), 2), fontsize=7, frameon=False)
 
 
-def _examples(fig, grid, ex: dict) -> None:
+def _examples(fig, grid, ex: dict, encs: list) -> None:
     from matplotlib.colors import ListedColormap
 
     colors = {"no data": "#d0d0d0", "not water": "#e8dcb5", "water": "#2b6cb0"}
     masks = ListedColormap(list(colors.values()))
     cols = [(f"S1 {ex['s1_band']}", ex["s1"], "gray"), ("truth", ex["water"], masks),
-            ("pred. pre-trained", ex["pretrained"], masks), ("pred. random", ex["random"], masks)]
+            *((f"pred. {'pre-trained' if k == 'pretrained' else k}", ex[k], masks) for k, _ in encs if k in ex)]
     for r in range(len(ex["water"])):
         for c, (title, arr, cmap) in enumerate(cols):
             ax = fig.add_subplot(grid[r, c])
@@ -125,13 +149,15 @@ def figure_png(result: dict) -> bytes:
 
     ex = result.get("examples")
     k = 0 if ex is None else len(ex["water"])
-    fig = Figure(figsize=(11 if k else 5.5, max(4.5, 1.35 * k + 0.8)), dpi=110)
+    encs = encoders(result)
+    cols = 2 + len(encs)
+    fig = Figure(figsize=(5.5 + 1.4 * cols if k else 5.5, max(4.5, 1.35 * k + 0.8)), dpi=110)
     FigureCanvasAgg(fig)
-    outer = fig.add_gridspec(1, 2, width_ratios=[1, 1.25]) if k else fig.add_gridspec(1, 1)
+    outer = fig.add_gridspec(1, 2, width_ratios=[1, 0.31 * cols]) if k else fig.add_gridspec(1, 1)
     _bars(fig.add_subplot(outer[0, 0]), result)
     if k:
-        _examples(fig, outer[0, 1].subgridspec(k, 4, wspace=0.05, hspace=0.08), ex)
-    fig.suptitle("Water segmentation: pre-trained vs random S1 encoder", fontsize=11)
+        _examples(fig, outer[0, 1].subgridspec(k, cols, wspace=0.05, hspace=0.08), ex, encs)
+    fig.suptitle("Water segmentation: pre-trained vs random S1 encoders", fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     return buf.getvalue()

@@ -202,10 +202,35 @@ def _batches(ds, batch_size: int, n: int, shuffle_seed: int | None = None):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def encoder_label(cfg: dict) -> str:
+    """How the report names a pre-trained encoder: its method and backbone."""
+    method = {"multimodal": "multimodal S1/S2 (senclr)", "simclr": "SimCLR, augmentations"}.get(cfg.get("method"),
+                                                                                             cfg.get("method"))
+    return f"{method}, {cfg.get('backbone', 'small')}"
+
+
+def _contenders(model_dir: str, baselines: dict, seed: int) -> list[tuple[str, str, object, dict]]:
+    """(key, label, S1 encoder, config) of every compared encoder: the model, each baseline
+    model, and a random initialisation of the model's architecture, in report order."""
+    from senclr.models.saved import load_encoder
+
+    pretrained, cfg = load_encoder(model_dir, "s1")
+    out = [("pretrained", encoder_label(cfg), pretrained, cfg)]
+    for key, other_dir in (baselines or {}).items():
+        encoder, other = load_encoder(other_dir, "s1")
+        if list(other["s1_bands"]) != list(cfg["s1_bands"]):
+            raise InputError(f"baseline {other_dir} was trained on S1 bands {other['s1_bands']}, the model on "
+                             f"{cfg['s1_bands']}; compare encoders of the same bands")
+        out.append((key, encoder_label(other), encoder, other))
+    out.append(("random", "random init", _random_encoder(cfg, seed), cfg))
+    return out
+
+
 def compare(data: str, model_dir: str, epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE,
             seed: int = 0, learning_rate: float = DEFAULT_LEARNING_RATE, n_examples: int = 4,
-            progress: bool = True) -> dict:
-    """Pre-trained vs randomly initialised S1 encoder, same head and budget: metrics of both.
+            progress: bool = True, baselines: dict[str, str] | None = None) -> dict:
+    """The model's S1 encoder vs each ``baselines`` model's ({key: model dir}, e.g. a SimCLR
+    run) vs a randomly initialised one, same head and budget: metrics of each.
 
     Everything is validated before any training; nothing is written here (see report.py).
     """
@@ -213,38 +238,41 @@ def compare(data: str, model_dir: str, epochs: int = DEFAULT_EPOCHS, batch_size:
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise InputError(f"epochs and batch size must be >= 1 and the learning rate > 0 "
                          f"(got {epochs}, {batch_size}, {learning_rate})")
+    if baselines and ({"pretrained", "random"} & set(baselines)):
+        raise InputError("baseline names 'pretrained' and 'random' are taken; name the baseline differently")
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if progress else None
-    from senclr.models.saved import load_encoder
-
     m = manifest_lib.read(data, kind="dataset")
-    pretrained, cfg = load_encoder(model_dir, "s1")
-    check_inputs(data, m, cfg)
+    contenders = _contenders(model_dir, baselines, seed)
+    cfg = contenders[0][3]
+    for *_, c in contenders:
+        check_inputs(data, m, c)
     split, note = held_out_split(m)
     if not count(m, "train"):
         raise InputError(f"{data} has no train records to train the head on; rebuild it with a train split")
-    m, scaling = with_model_statistics(m, cfg)
-    train, test = load_split(data, m, "train", cfg["s1_bands"]), load_split(data, m, split, cfg["s1_bands"])
-    train_info, test_info = describe_split(train, "train"), describe_split(test, split)
-    if not train_info["labelled_pixels"]:
-        raise InputError(f"the train split of {data} has no labelled water pixels (all -1): the head cannot learn")
-
-    results = {}
-    for name, encoder in (("pretrained", pretrained), ("random", _random_encoder(cfg, seed))):
+    results, order, scalings, info = {}, [], {}, {}
+    for key, label, encoder, c in contenders:
+        mm, scalings[key] = with_model_statistics(m, c)
+        train, test = load_split(data, mm, "train", c["s1_bands"]), load_split(data, mm, split, c["s1_bands"])
+        if not info:
+            info = {"train": describe_split(train, "train"), "test": describe_split(test, split)}
+            if not info["train"]["labelled_pixels"]:
+                raise InputError(f"the train split of {data} has no labelled water pixels (all -1): the head cannot learn")
         if log:
-            log(f"training the head on the {name} S1 encoder ({epochs} epochs, {train_info['patches']} patches)")
-        model, loss = train_head(encoder, _batches(train, batch_size, train_info["patches"], seed),
+            log(f"training the head on the {label} S1 encoder ({epochs} epochs, {info['train']['patches']} patches)")
+        model, loss = train_head(encoder, _batches(train, batch_size, info["train"]["patches"], seed),
                                  epochs, learning_rate, seed, log)
-        scored = evaluate_encoder(model, _batches(test, batch_size, test_info["patches"]), n_examples)
-        results[name] = {**scored, "train_loss": loss}
+        scored = evaluate_encoder(model, _batches(test, batch_size, info["test"]["patches"]), n_examples)
+        results[key] = {**scored, "train_loss": loss, "label": label,
+                        "method": c.get("method") if key != "random" else None}
+        order.append([key, label])
     return {
-        "dataset": data, "model_dir": model_dir, "split": split, "split_note": note,
-        "train": train_info, "test": test_info, "s1_bands": list(cfg["s1_bands"]), "s1_scaling": scaling,
+        "dataset": data, "model_dir": model_dir, "baselines": dict(baselines or {}), "split": split,
+        "split_note": note, **info, "s1_bands": list(cfg["s1_bands"]), "s1_scaling": scalings["pretrained"],
         "head": head_description(int(cfg.get("downsample", 2)), learning_rate),
         "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-        "encoder": {k: cfg.get(k) for k in ("width", "feature_channels", "downsample")},
-        "examples": _examples(results, cfg["s1_bands"]),
-        "pretrained": results["pretrained"], "random": results["random"],
-        "seconds": round(time.perf_counter() - t0, 1),
+        "encoder": {k: cfg.get(k) for k in ("backbone", "width", "feature_channels", "downsample")},
+        "encoders": order, "examples": _examples(results, cfg["s1_bands"]),
+        **results, "seconds": round(time.perf_counter() - t0, 1),
     }
 
 
@@ -265,17 +293,17 @@ def _random_encoder(cfg: dict, seed: int):
     """The baseline: the same architecture, randomly initialised with ``seed``, never trained."""
     import keras
 
-    from senclr.models.encoders import build_encoder
+    from senclr.models.backbones import build_backbone
 
     keras.utils.set_random_seed(seed)
-    return build_encoder(len(cfg["s1_bands"]), cfg["width"], name="random_s1")
+    return build_backbone(cfg.get("backbone", "small"), len(cfg["s1_bands"]), cfg["width"], name="random_s1")
 
 
 def _examples(results: dict, s1_bands: list[str]) -> dict | None:
-    """Example patches for the figure (numpy): S1 VV (or the first band), truth, both predictions."""
-    ex = {name: results[name].pop("examples", None) for name in ("pretrained", "random")}
+    """Example patches for the figure (numpy): S1 VV (or the first band), truth, each prediction."""
+    ex = {name: r.pop("examples", None) for name, r in results.items()}
     if ex["pretrained"] is None:
         return None
     band = s1_bands.index("VV") if "VV" in s1_bands else 0
     return {"s1": ex["pretrained"]["s1"][..., band], "s1_band": s1_bands[band], "water": ex["pretrained"]["water"],
-            "pretrained": ex["pretrained"]["pred"], "random": ex["random"]["pred"]}
+            **{name: e["pred"] for name, e in ex.items()}}

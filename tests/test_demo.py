@@ -50,7 +50,7 @@ def test_quick_demo_end_to_end(tmp_path):
     c = summary["counts"]
     assert c["read"] == summary["pairs"] == c["kept"] + sum(c["rejected"].values())
     assert c["rejected"].get("cloudy", 0) > 0  # the synthetic clouds are seen and filtered
-    for who in ("pretrained", "random"):
+    for who in ("pretrained", "simclr", "random"):
         assert 0 <= summary["water_iou"][who] <= 1
     report = (work / "evaluation" / "report.md").read_text()
     assert "water IoU" in report or "Water IoU" in report

@@ -122,6 +122,16 @@ def tiny(tmp_path_factory):
     return data, model
 
 
+@pytest.fixture(scope="module")
+def simclr_model(tiny):
+    """A SimCLR S1 model of the same backbone, the baseline the demo compares with."""
+    from senclr.models.train import train
+
+    path = os.path.join(os.path.dirname(tiny[1]), "simclr")
+    train(tiny[0], path, method="simclr", modality="s1", epochs=1, batch_size=4, width=4, proj_dim=8, progress=False)
+    return path
+
+
 def _variant(tmp_path, data: str, edit) -> str:
     """A copy of ``data`` whose manifest ``edit`` changed (records shared via the original shards)."""
     m = manifest_lib.read(data, kind="dataset")
@@ -135,10 +145,10 @@ def _variant(tmp_path, data: str, edit) -> str:
 
 
 @pytest.fixture(scope="module")
-def result(tiny):
+def result(tiny, simclr_model):
     from senclr.evaluate.segmentation import compare
 
-    return compare(*tiny, epochs=1, batch_size=4, progress=False, n_examples=2)
+    return compare(*tiny, epochs=1, batch_size=4, progress=False, n_examples=2, baselines={"simclr": simclr_model})
 
 
 @pytest.mark.slow
@@ -147,7 +157,8 @@ def test_compare_end_to_end(result, tiny):
     assert result["test"] == {"patches": 4, "labelled_pixels": 4 * 16 * 16,
                               "water_fraction": pytest.approx(result["test"]["water_fraction"])}
     assert result["train"]["patches"] == 8
-    for name in ("pretrained", "random"):
+    assert [k for k, _ in result["encoders"]] == ["pretrained", "simclr", "random"]
+    for name in ("pretrained", "simclr", "random"):
         r = result[name]
         assert r["patches"] == 4 and r["labelled_pixels"] == 4 * 16 * 16
         assert np.sum(r["confusion_matrix"]) == r["labelled_pixels"]
@@ -156,6 +167,7 @@ def test_compare_end_to_end(result, tiny):
         assert np.isfinite(r["train_loss"])
     ex = result["examples"]
     assert ex["s1"].shape == ex["water"].shape == ex["pretrained"].shape == ex["random"].shape == (2, 16, 16)
+    assert ex["simclr"].shape == (2, 16, 16)
     assert "1x1 conv" in result["head"] and result["epochs"] == 1 and result["s1_bands"] == ["VV", "VH"]
 
 
@@ -167,7 +179,8 @@ def test_report_files(result, tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["comparison.png", "metrics.json", "report.md"]
     md = open(paths["report.md"]).read()
     assert "| encoder | water IoU | not-water IoU | mIoU | pixel acc |" in md
-    assert "| pre-trained (senclr) |" in md and "| random init |" in md and "**Reading:**" in md
+    assert "| multimodal S1/S2 (senclr), small |" in md and "| random init |" in md and "**Reading:**" in md
+    assert "| SimCLR, augmentations, small |" in md and "Against SimCLR, augmentations, small: the model is" in md
     assert result["dataset"] in md and "4 patches" in md
     saved = json.load(open(paths["metrics.json"]))
     assert saved["pretrained"]["water_iou"] == result["pretrained"]["water_iou"] and "examples" not in saved
@@ -221,15 +234,16 @@ def test_bad_inputs_raise(tiny, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_cli(tiny, tmp_path):
+def test_cli(tiny, simclr_model, tmp_path):
     from senclr.cli import cli
 
     data, model = tiny
     out = tmp_path / "eval"
     res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--out", str(out),
-                                   "--epochs", "1", "--batch-size", "4"])
+                                   "--epochs", "1", "--batch-size", "4", "--baseline", f"simclr={simclr_model}"])
     assert res.exit_code == 0, res.output
-    assert "water IoU on the test split: pre-trained" in res.output and str(out / "report.md") in res.output
+    assert "water IoU (mIoU) on the test split" in res.output and str(out / "report.md") in res.output
+    assert "SimCLR, augmentations, small" in res.output
     assert (out / "report.md").exists() and (out / "metrics.json").exists()
 
     bad = tmp_path / "bad"
@@ -239,5 +253,7 @@ def test_cli(tiny, tmp_path):
     a_file.write_text("x")
     res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--out", str(a_file)])
     assert res.exit_code == 2 and "existing file" in res.output
+    res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--baseline", "random=x"])
+    assert res.exit_code == 2 and "names 'pretrained' and 'random' are taken" in res.output
     res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--epochs", "0"])
     assert res.exit_code == 2 and not os.path.exists(os.path.join(model, "evaluation"))
