@@ -21,6 +21,12 @@ def num_replicas() -> int:
     return 1 if ctx is None else ctx.num_replicas_in_sync
 
 
+def _multi_worker() -> bool:
+    """True inside a MultiWorkerMirroredStrategy that spans several hosts."""
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
 def sensor_inputs(data, keys: tuple[str, ...]) -> dict:
     """The input dict from whatever ``fit``/``evaluate`` hands a step (``fit`` reads tuples as (x, y))."""
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -64,7 +70,21 @@ class ContrastiveModel(keras.Model):
     def _report(self, loss, hits) -> dict:
         self.loss_tracker.update_state(loss)
         self.retrieval_tracker.update_state(hits)
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker():
+            # Keras 3.15 reduces step outputs across workers with reduce(..., axis=0), which
+            # fails on scalars (tensorflow/tensorflow#72388); it turns [1] back into a scalar.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 reduces a dict batch of PerReplica values here to build the model
+        # symbolically, which fails across workers (keras-team/keras#20329). The methods are
+        # built before fit and compile no losses or metrics: only the optimizer needs building.
+        if not all(layer.built for layer in self._flatten_layers()):
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=None)
 
     def train_step(self, data):
         inputs = sensor_inputs(data, self.input_keys)
