@@ -45,10 +45,14 @@ class ContrastiveModel(keras.Model):
 
     input_keys: tuple[str, ...] = ()
 
-    def __init__(self, temperature: float = 0.1, intra_negatives: bool = False, **kwargs):
+    def __init__(self, temperature: float = 0.1, intra_negatives: bool = False, input_norm: dict | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.temperature = float(temperature)
         self.intra_negatives = bool(intra_negatives)
+        # {input key: senclr.normalize.band_params(...)}: inputs arrive in physical units and are
+        # clipped and standardised here, on the accelerator, instead of in the input pipeline.
+        self.input_norm = dict(input_norm or {})
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.retrieval_tracker = keras.metrics.Mean(name="retrieval_acc")
 
@@ -86,8 +90,16 @@ class ContrastiveModel(keras.Model):
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=None)
 
+    def normalized(self, inputs: dict) -> dict:
+        """Inputs clipped to [p1, p99] and standardised (the arithmetic of ``senclr.normalize``)."""
+        out = dict(inputs)
+        for key, p in self.input_norm.items():
+            x = tf.clip_by_value(tf.cast(inputs[key], tf.float32), p["lo"], p["hi"])
+            out[key] = (x - p["mean"]) / p["std"]
+        return out
+
     def train_step(self, data):
-        inputs = sensor_inputs(data, self.input_keys)
+        inputs = self.normalized(sensor_inputs(data, self.input_keys))
         with tf.GradientTape() as tape:
             loss, hits = self.contrastive_loss(inputs, training=True)
             scaled = self.optimizer.scale_loss(loss / tf.cast(num_replicas(), loss.dtype))
@@ -96,5 +108,5 @@ class ContrastiveModel(keras.Model):
         return self._report(loss, hits)
 
     def test_step(self, data):
-        loss, hits = self.contrastive_loss(sensor_inputs(data, self.input_keys), training=False)
+        loss, hits = self.contrastive_loss(self.normalized(sensor_inputs(data, self.input_keys)), training=False)
         return self._report(loss, hits)

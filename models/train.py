@@ -21,7 +21,7 @@ from senclr import __version__, storage
 from senclr.models import backbones, optim, run_state, saved
 from senclr.models import strategy as strategy_lib
 from senclr.models.checks import check_split_size, preflight_run
-from senclr.models.data import pretraining_dataset, steps_per_epoch
+from senclr.models.data import norm_params, pretraining_dataset, steps_per_epoch
 from senclr.models.dual_encoder import DualEncoder
 from senclr.models.heads import set_global_batch_norm
 from senclr.models.simclr import SimCLR
@@ -44,14 +44,15 @@ def encoder_channels(spec: TrainSpec, bands: dict) -> dict[str, int]:
     return {key: sum(len(bands[s]) for s in ("s1", "s2") if s in key)}
 
 
-def build_model(spec: TrainSpec, bands: dict):
-    """The method's keras.Model with its variables created (call inside the strategy's scope)."""
+def build_model(spec: TrainSpec, bands: dict, input_norm: dict | None = None):
+    """The method's keras.Model with its variables created (call inside the strategy's scope).
+    ``input_norm`` (multimodal): normalisation the model applies to raw-unit inputs."""
     enc = {k: backbones.build_backbone(spec.backbone, c, spec.width, name=f"{k}_encoder")
            for k, c in encoder_channels(spec, bands).items()}
     common = dict(proj_dim=spec.proj_dim, temperature=spec.temperature, head_layers=spec.head_layers)
     if spec.method == "multimodal":
         model = DualEncoder(enc["s1"], enc["s2"], intra_negatives=spec.intra_modal_negatives, name="dual_encoder",
-                            **common)
+                            input_norm=input_norm, **common)
         model({"s1": tf.zeros([2, 8, 8, len(bands["s1"])]), "s2": tf.zeros([2, 8, 8, len(bands["s2"])])})
     else:
         (key, encoder), = enc.items()
@@ -150,7 +151,7 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
     chunks = math.ceil(spec.epochs * epoch_steps / chunk)
     schedule, peak_lr = _schedule(spec, epoch_steps, chunks * chunk)
     with _policy(PRECISIONS[spec.precision]), strategy.scope():
-        model = build_model(spec, bands)
+        model = build_model(spec, bands, norm_params(m, bands) if spec.method == "multimodal" else None)
         set_global_batch_norm(model, spec.global_bn and replicas > 1)
         model.compile(optimizer=optim.build_optimizer(spec.optimizer, schedule, spec.weight_decay,
                                                       model.trainable_variables),

@@ -91,17 +91,29 @@ def test_batched_parser_equals_the_per_record_reader(tiny):
         np.testing.assert_array_equal(batch["s2"][i].numpy(), rec["s2"])
 
 
-def test_training_input_keeps_band_order_and_normalisation(tiny):
+def test_training_input_keeps_band_order_and_the_model_normalises_it(tiny):
+    """Multimodal batches come in physical units, in the order asked for; the model's step
+    normalises them exactly as the numpy reader does."""
+    from senclr.models.data import norm_params
+    from senclr.models.spec import TrainSpec
+    from senclr.models.train import build_model
+
     m = manifest_lib.read(tiny, kind="dataset")
     bands = {"s1": ["VH"], "s2": ["B8", "B4"]}
-    ds = pretraining_dataset(tiny, m, "train", "multimodal", bands, global_batch=24, shuffle=False)
-    got = next(iter(ds))
-    want = list(iter_records(tiny, "train", normalized=True, s1_bands=["VH"], s2_bands=["B8", "B4"]))
-    by_s1 = sorted(range(24), key=lambda i: float(got["s1"][i].numpy().sum()))
-    ref = sorted(want, key=lambda r: float(r["s1"].sum()))
-    for i, rec in zip(by_s1, ref):
-        np.testing.assert_allclose(got["s2"][i].numpy(), rec["s2"], rtol=1e-6)
+    got = next(iter(pretraining_dataset(tiny, m, "train", "multimodal", bands, global_batch=24, shuffle=False)))
     assert got["s1"].shape == (24, 16, 16, 1) and got["s2"].shape == (24, 16, 16, 2)
+    raw = {r["pair_id"]: r for r in iter_records(tiny, "train", s1_bands=["VH"], s2_bands=["B8", "B4"])}
+    norm = {r["pair_id"]: r for r in iter_records(tiny, "train", normalized=True, s1_bands=["VH"],
+                                                  s2_bands=["B8", "B4"])}
+    model = build_model(TrainSpec(width=4, proj_dim=8), bands, norm_params(m, bands))
+    normalised = model.normalized(got)
+    order = {float(r["s2"].astype(np.float64).sum()): pid for pid, r in raw.items()}
+    for i in range(24):
+        pid = order[float(got["s2"][i].numpy().astype(np.float64).sum())]
+        np.testing.assert_array_equal(got["s2"][i].numpy(), raw[pid]["s2"].astype(np.float32))
+        np.testing.assert_array_equal(got["s1"][i].numpy(), raw[pid]["s1"].astype(np.float32))
+        np.testing.assert_allclose(normalised["s2"][i].numpy(), norm[pid]["s2"], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(normalised["s1"][i].numpy(), norm[pid]["s1"], rtol=1e-6, atol=1e-6)
 
 
 def test_simclr_input_gives_two_views_of_the_stacked_modality(tiny):
