@@ -20,7 +20,7 @@ from senclr.errors import InputError
 MARKER = ".senclr-demo"
 # Sized for 2 CPU cores: the full demo (two pre-trainings) stays under 5 minutes, --quick under 2.
 PROFILES = {
-    "full": {"pairs": 6000, "patch_size": 32, "train_epochs": 12, "batch_size": 64, "head_epochs": 10},
+    "full": {"pairs": 6000, "patch_size": 32, "train_epochs": 10, "batch_size": 64, "head_epochs": 10},
     "quick": {"pairs": 1500, "patch_size": 32, "train_epochs": 8, "batch_size": 64, "head_epochs": 5},
 }
 

@@ -44,8 +44,9 @@ def reading(result: dict) -> str:
         p, b = result["pretrained"]["water_iou"], result[key]["water_iou"]
         if p is not None and b is not None:
             d = p - b
-            verdict = "no meaningful difference" if abs(d) < SAME else ("ahead" if d > 0 else "behind")
-            sentences.append(f"Against {label}: the model is {verdict} ({p:.3f} vs {b:.3f}, {d:+.3f}).")
+            verdict = ("no meaningful difference" if abs(d) < SAME
+                       else "the model is ahead" if d > 0 else "the model is behind")
+            sentences.append(f"Against {label}: {verdict} ({p:.3f} vs {b:.3f}, {d:+.3f}).")
     return " ".join(sentences)
 
 

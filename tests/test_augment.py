@@ -159,3 +159,18 @@ def test_speckle_needs_matching_s1_db_std():
         augment(x, seed(0), cfg, s1_channels=2)
     with pytest.raises(ValueError, match="s1_db_std"):
         augment(x, seed(0), cfg, s1_channels=2, s1_db_std=[3.0])
+
+
+def test_blur_equals_a_reflect_padded_gaussian_reference():
+    """The matrix form of the blur computes exactly the reflect-padded separable convolution."""
+    from senclr.models.augment import _blur
+
+    x = np.random.default_rng(9).normal(size=(16, 12, 3)).astype(np.float32)
+    got = _blur(tf.constant(x), tf.constant([3, 4]), (1.0, 1.0)).numpy()  # sigma fixed at 1 px: 3 px radius
+    t = np.arange(-3, 4)
+    k = np.exp(-0.5 * t**2)
+    k /= k.sum()
+    p = np.pad(x.astype(np.float64), ((3, 3), (3, 3), (0, 0)), mode="reflect")  # TF's REFLECT
+    rows = sum(k[j] * p[j:j + 16] for j in range(7))
+    want = sum(k[j] * rows[:, j:j + 12] for j in range(7))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
