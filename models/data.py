@@ -25,7 +25,8 @@ from senclr.dataset import count, shard_uris
 from senclr.dataset_tf import record_parser
 from senclr.models import augment
 
-SHUFFLE_BUFFER = 10_000  # records; about 0.35 GB of 32x32 L1C patches
+SHUFFLE_BUFFER = 10_000  # records at most...
+SHUFFLE_MB = 256  # ...and at most this much host memory: 7,700 32x32 L1C records, 480 of 128x128
 PARSE_BATCH = 128  # records parsed together for SimCLR, whose views are drawn one patch at a time
 
 
@@ -53,6 +54,13 @@ def patch_shape(files: list[str]) -> tuple[int, int]:
     return int(ex["height"]), int(ex["width"])
 
 
+def shuffle_buffer(m: dict, h: int, w: int) -> int:
+    """Records the shuffle buffer holds: SHUFFLE_BUFFER, or fewer for large patches so the buffer
+    stays within SHUFFLE_MB (records are already in pair-id hash order, i.e. spatially mixed)."""
+    record = h * w * (2 * len(m["bands"]["s1"]) + 2 * len(m["bands"]["s2"]) + 2 + len(m.get("labels", [])))
+    return max(64, min(SHUFFLE_BUFFER, int(SHUFFLE_MB * 2**20 // record)))
+
+
 def _with_options(ds, deterministic: bool, n_files: int, workers: int):
     import tensorflow as tf
 
@@ -75,7 +83,7 @@ def select(batch: dict, modality: str):
 def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict, global_batch: int,
                         seed: int = 0, deterministic: bool = False, modality: str = "s1s2",
                         augment_cfg: augment.AugmentConfig | None = None, shuffle: bool = True,
-                        workers: int = 1, buffer: int = SHUFFLE_BUFFER, raw_units: bool = True):
+                        workers: int = 1, buffer: int | None = None, raw_units: bool = True):
     """An endless stream of global batches for ``fit``: {"s1", "s2"} (multimodal) or
     {"view1", "view2"} (simclr, two augmented views of ``modality``, normalised: the
     augmentations work in standardised units).
@@ -86,7 +94,7 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
 
     files = shard_uris(data, m, split)
     h, w = patch_shape(files)
-    buffer = max(1, min(count(m, split), buffer))
+    buffer = max(1, min(count(m, split), buffer or shuffle_buffer(m, h, w)))
     records = _records(files, seed, deterministic, shuffle, buffer)
     shape = lambda x: tf.ensure_shape(x, [None, h, w, x.shape[-1]])  # noqa: E731
     if method == "multimodal":

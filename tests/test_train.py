@@ -116,6 +116,15 @@ def test_training_input_keeps_band_order_and_the_model_normalises_it(tiny):
         np.testing.assert_allclose(normalised["s1"][i].numpy(), norm[pid]["s1"], rtol=1e-6, atol=1e-6)
 
 
+def test_shuffle_buffer_is_bounded_in_bytes_not_only_records():
+    from senclr.models.data import SHUFFLE_BUFFER, shuffle_buffer
+
+    m = {"bands": {"s1": ["VV", "VH"], "s2": [f"B{i}" for i in range(13)]}, "labels": ["water"]}
+    assert shuffle_buffer(m, 16, 16) == SHUFFLE_BUFFER
+    assert 400 < shuffle_buffer(m, 128, 128) < 600  # 256 MB of 0.5 MB records
+    assert shuffle_buffer(m, 2048, 2048) == 64
+
+
 def test_simclr_input_gives_two_views_of_the_stacked_modality(tiny):
     m = manifest_lib.read(tiny, kind="dataset")
     bands = {"s1": ["VV", "VH"], "s2": ["B2", "B3", "B4"]}
