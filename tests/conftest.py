@@ -39,3 +39,14 @@ def gcs():
             os.environ.pop("STORAGE_EMULATOR_HOST")
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A read-only schema-v1 dataset: 24 train, 12 val, 12 test pairs of 16x16 (tests may not
+    write into it). test_evaluate.py has its own ``tiny`` (dataset + model)."""
+    from tests.helpers import write_tiny_dataset
+
+    folder = str(tmp_path_factory.mktemp("tiny"))
+    write_tiny_dataset(folder, n=48, size=16, seed=1)
+    return folder

@@ -205,16 +205,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_together(jobs: list[tuple[dict, str]], folder, deadline_s: float) -> list[dict]:
-    """Run MULTIWORKER once per (env, weights path) at the same time; every process is killed
-    on failure or after ``deadline_s``. Output goes to files: a pipe could fill and block."""
+def _run_together(jobs: list[tuple[list[str], dict]], folder, deadline_s: float) -> list[str]:
+    """Run each (command, env) at the same time and return their stdouts; every process is
+    killed on failure or after ``deadline_s``. Output goes to files: a pipe could fill and block."""
     procs, logs = [], []
     try:
-        for i, (env, weights) in enumerate(jobs):
+        for i, (cmd, env) in enumerate(jobs):
             out, err = open(folder / f"out{i}.txt", "w+"), open(folder / f"err{i}.txt", "w+")
             logs.append((out, err))
-            procs.append(subprocess.Popen([sys.executable, "-c", MULTIWORKER, weights], env=env,
-                                          stdout=out, stderr=err, text=True))
+            procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True))
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
             codes = [p.poll() for p in procs]
@@ -235,7 +234,7 @@ def _run_together(jobs: list[tuple[dict, str]], folder, deadline_s: float) -> li
     failed = [f"process {i} exited with {p.returncode}\n{stderr[-2000:]}"
               for i, (p, (_, stderr)) in enumerate(zip(procs, texts)) if p.returncode != 0]
     assert not failed, "(-9: killed, after a peer failed or at the deadline)\n" + "\n".join(failed)
-    return [_last_json(stdout) for stdout, _ in texts]
+    return [stdout for stdout, _ in texts]
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +246,8 @@ def multiworker(tmp_path_factory):
     jobs = [({**ENV, "TF_CONFIG": json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})},
              str(folder / f"worker{i}.npz")) for i in range(2)]
     jobs.append((ENV, str(folder / "single.npz")))
-    results = _run_together(jobs, folder, deadline_s=80)
+    results = [_last_json(out) for out in
+               _run_together([([sys.executable, "-c", MULTIWORKER, w], env) for env, w in jobs], folder, 80)]
     weights = []
     for _, path in jobs:
         with np.load(path) as f:
@@ -294,28 +294,8 @@ def test_senclr_train_on_two_workers(tmp_path):
     hosts = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
     cmd = [sys.executable, "-m", "senclr", "train", "--data", data, "--model-dir", str(model_dir),
            "--strategy", "multiworker", "--epochs", "2", "--batch-size", "8", "--width", "4", "--proj-dim", "8"]
-    procs, logs = [], [open(tmp_path / f"err{i}.txt", "w+") for i in range(2)]
-    try:
-        for i in range(2):
-            tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
-            procs.append(subprocess.Popen(cmd, env={**ENV, "TF_CONFIG": tf_config}, stdout=subprocess.DEVNULL,
-                                          stderr=logs[i], text=True))
-        end = time.monotonic() + 150
-        while time.monotonic() < end and any(p.poll() is None for p in procs):
-            if any(p.poll() not in (None, 0) for p in procs):
-                break
-            time.sleep(0.2)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-    errs = []
-    for f in logs:
-        f.seek(0)
-        errs.append(f.read())
-        f.close()
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errs)
+    tf_config = lambda i: json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})  # noqa: E731
+    _run_together([(cmd, {**ENV, "TF_CONFIG": tf_config(i)}) for i in range(2)], tmp_path, 150)
     cfg = json.loads((model_dir / "config.json").read_text())
     assert cfg["strategy"] == "multiworker" and cfg["replicas"] == 2 and cfg["steps"] == 6
     assert len(cfg["history"]["loss"]) == 2 and all(np.isfinite(cfg["history"]["loss"]))

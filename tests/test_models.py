@@ -22,18 +22,9 @@ from senclr.models import objective, saved  # noqa: E402
 from senclr.models.dual_encoder import DualEncoder  # noqa: E402
 from senclr.models.encoders import build_encoder  # noqa: E402
 from senclr.models.train import train  # noqa: E402
-from tests.helpers import write_tiny_dataset  # noqa: E402
 
 FAST = dict(epochs=1, batch_size=8, width=4, proj_dim=8, progress=False)
 MODEL_FILES = ["config.json", "history.csv", "logs", "run.json", "s1_encoder.keras", "s2_encoder.keras"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """24 train, 12 val, 12 test pairs of 16x16."""
-    folder = str(tmp_path_factory.mktemp("tiny"))
-    write_tiny_dataset(folder, n=48, size=16, seed=1)
-    return folder
 
 
 def numpy_nt_xent(z1, z2, temperature):

@@ -31,14 +31,6 @@ from tests.helpers import write_tiny_dataset  # noqa: E402
 FAST = dict(epochs=1, batch_size=8, width=4, proj_dim=8, progress=False)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """24 train, 12 val, 12 test pairs of 16x16."""
-    folder = str(tmp_path_factory.mktemp("tiny"))
-    write_tiny_dataset(folder, n=48, size=16, seed=1)
-    return folder
-
-
 def numpy_simclr_loss(za, zb, temperature):
     """NT-Xent over 2N views written out by hand: each of the 2N anchors against the other 2N-1."""
     z = np.concatenate([za, zb])
