@@ -163,7 +163,7 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
     backup_dir = storage.join(model_dir, run_state.BACKUP, strategy_lib.task_id())
     resumed = run_state.backed_up_epoch(backup_dir)
     if resumed is not None:
-        _log(f"resuming from the backup in {backup_dir} at epoch {resumed + 1} of {chunks}")
+        _log(f"resuming from the backup in {backup_dir} after epoch {resumed} of {chunks}")
     rows = run_state.read_history(out_dir, resumed or 0)
     callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False, double_checkpoint=True),
@@ -177,8 +177,8 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
               validation_steps=val_steps or None, callbacks=callbacks, shuffle=False, verbose=_verbosity(spec.progress))
     if not rows or not all(math.isfinite(v) for v in rows[-1].values()) or len(rows) < chunks:
         raise TrainingDiverged(
-            f"the loss became NaN or infinite at epoch {len(rows) + 1}; lower --learning-rate, add --warmup-epochs "
-            f"or use --precision fp32 (the last backup is in {backup_dir})")
+            f"the loss became NaN or infinite in epoch {len(rows)}; rerun with --overwrite and a lower "
+            f"--learning-rate, more --warmup-epochs or --precision fp32 (the last good backup is in {backup_dir})")
 
     config = {
         "kind": "senclr-encoder",

@@ -242,7 +242,7 @@ def test_kill_9_mid_run_then_rerun_resumes_and_finishes(tmp_path):
     assert not os.path.exists(os.path.join(model_dir, "config.json"))
     rerun = subprocess.run(_train_cmd(data, model_dir), capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"resuming from the backup" in rerun.stderr and f"at epoch {killed_at + 1} of 24" in rerun.stderr
+    assert "resuming from the backup" in rerun.stderr and f"after epoch {killed_at} of 24" in rerun.stderr
     cfg = saved.load_config(model_dir)
     assert cfg["steps"] == 72 and len(cfg["history"]["loss"]) == 24  # the same steps as an unbroken run
     assert not os.path.exists(os.path.join(model_dir, "backup"))
@@ -257,6 +257,15 @@ def test_a_different_runs_backup_is_refused(tiny, tmp_path):
     r = CliRunner().invoke(cli, ["train", "--data", tiny, "--model-dir", str(model_dir), "--batch-size", "8"])
     assert r.exit_code == 2 and "backup of a different run" in r.output and "epochs 99 -> 10" in r.output
     assert sorted(p.name for p in model_dir.iterdir()) == ["run.json"]
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_exit_1_and_says_what_to_do(tiny, tmp_path):
+    r = CliRunner().invoke(cli, ["train", "--data", tiny, "--model-dir", str(tmp_path / "m"), "--batch-size", "8",
+                                 "--width", "4", "--proj-dim", "8", "--epochs", "3", "--learning-rate", "1e30"])
+    assert r.exit_code == 1, r.output
+    assert "NaN or infinite" in r.output and "--overwrite" in r.output
+    assert not (tmp_path / "m" / "config.json").exists()  # no finished model is claimed
 
 
 # ---- bad input --------------------------------------------------------------------------------
