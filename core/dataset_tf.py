@@ -24,10 +24,12 @@ def record_parser(
     labels: tuple[str, ...] = (),
     normalized: bool = True,
     batched: bool = False,
+    ids: bool = True,
 ):
     """A function serialized record(s) -> dict {"s1", "s2", labels..., "pair_id"}.
 
-    With ``batched`` it takes a [B] string tensor and returns [B, H, W, C] arrays.
+    With ``batched`` it takes a [B] string tensor and returns [B, H, W, C] arrays; without
+    ``ids`` the pair ids are not parsed (training does not need them).
     """
     import tensorflow as tf
 
@@ -38,7 +40,7 @@ def record_parser(
     channels = {key: len(m["bands"][key]) for key in idx}
     params = {key: normalize.band_params(m["statistics"], [m["bands"][key][i] for i in idx[key]])
               for key in idx} if normalized else {}
-    spec = {k: tf.io.FixedLenFeature([], tf.string) for k in ("pair_id", "s1", "s2", *labels)}
+    spec = {k: tf.io.FixedLenFeature([], tf.string) for k in (*(["pair_id"] if ids else []), "s1", "s2", *labels)}
     spec.update(height=tf.io.FixedLenFeature([], tf.int64), width=tf.io.FixedLenFeature([], tf.int64))
 
     def decode(raw, key, shape):
@@ -52,7 +54,7 @@ def record_parser(
         if batched:  # one reshape for the batch: every patch must have the first one's size
             same = tf.reduce_all(tf.equal(ex["height"], h) & tf.equal(ex["width"], w))
             tf.debugging.assert_equal(same, True, message="patches of different sizes in one batch")
-        out = {"pair_id": ex["pair_id"]}
+        out = {"pair_id": ex["pair_id"]} if ids else {}
         for key in ("s1", "s2"):
             x = decode(ex[key], key, [*lead, h, w, channels[key]])
             if idx[key] != list(range(channels[key])):  # a gather costs as much as the parse

@@ -100,12 +100,12 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
     if method == "multimodal":
         # Physical units as float32: the model normalises on the accelerator (``input_norm``),
         # which keeps the clip/standardise arithmetic off the host's cores.
-        parse = record_parser(m, bands["s1"], bands["s2"], normalized=not raw_units, batched=True)
+        parse = record_parser(m, bands["s1"], bands["s2"], normalized=not raw_units, batched=True, ids=False)
         ds = records.batch(global_batch, drop_remainder=True)
-        ds = ds.map(lambda r: {k: shape(tf.cast(v, tf.float32)) for k, v in parse(r).items() if k in ("s1", "s2")},
+        ds = ds.map(lambda r: {k: shape(tf.cast(v, tf.float32)) for k, v in parse(r).items()},
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     else:
-        parse = record_parser(m, bands["s1"], bands["s2"], batched=True)
+        parse = record_parser(m, bands["s1"], bands["s2"], batched=True, ids=False)
         patches = records.batch(PARSE_BATCH).map(lambda r: shape(select(parse(r), modality)),
                                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         s1_channels = len(bands["s1"]) if modality in ("s1", "s1s2") else 0
