@@ -114,9 +114,10 @@ def _schedule(spec: TrainSpec, epoch_steps: int, total_steps: int):
     return optim.warmup_cosine(peak, total_steps, warmup), peak
 
 
-def _datasets(data, m, spec, bands, workers):
+def _datasets(data, m, spec, bands, workers, on_tpu: bool):
     common = dict(method=spec.method, bands=bands, global_batch=spec.batch_size, seed=spec.seed,
-                  deterministic=spec.deterministic, modality=spec.modality, augment_cfg=spec.augment, workers=workers)
+                  deterministic=spec.deterministic, modality=spec.modality, augment_cfg=spec.augment, workers=workers,
+                  float32=on_tpu)
     train_ds = pretraining_dataset(data, m, "train", **common)
     val_steps = steps_per_epoch(m, "val", spec.batch_size)
     val_ds = pretraining_dataset(data, m, "val", shuffle=False, **common) if val_steps else None
@@ -145,7 +146,8 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
     if spec.deterministic:
         tf.config.experimental.enable_op_determinism()
     bands = {"s1": b1, "s2": b2}
-    train_ds, val_ds, val_steps = _datasets(data, m, spec, bands, strategy_lib.worker_count())
+    train_ds, val_ds, val_steps = _datasets(data, m, spec, bands, strategy_lib.worker_count(),
+                                            isinstance(strategy, tf.distribute.TPUStrategy))
     epoch_steps = steps_per_epoch(m, "train", spec.batch_size)
     chunk = spec.checkpoint_steps or epoch_steps
     chunks = math.ceil(spec.epochs * epoch_steps / chunk)
