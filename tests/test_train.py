@@ -212,6 +212,18 @@ def test_resnet18_with_lars_warmup_and_multiscale_features(tiny, tmp_path):
     assert [tuple(f.shape[1:3]) for f in maps] == [(8, 8), (4, 4), (2, 2), (1, 1)]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["multimodal", "simclr"])
+def test_deterministic_reruns_give_identical_encoders(tiny, tmp_path, method):
+    encoders = []
+    for run in ("a", "b"):
+        train(tiny, str(tmp_path / run), method=method, deterministic=True, seed=3, **{**FAST, "epochs": 2})
+        encoders.append(saved.load_encoder(str(tmp_path / run), "s1")[0].get_weights())
+    assert len(encoders[0]) > 0
+    for x, y in zip(*encoders):
+        np.testing.assert_array_equal(x, y)
+
+
 # ---- resume -----------------------------------------------------------------------------------
 
 
