@@ -158,3 +158,17 @@ def test_a_chip_whose_grids_disagree_is_refused(local_copy):
     (chip,) = s1f.read_split(str(local_copy), "train")
     with pytest.raises(InputError, match=f"chip {STEM}: .* not on one grid"):
         s1f.load_chip(str(local_copy), chip)
+
+
+def test_loader_reads_the_bucket_itself(gcs, local_copy):
+    """The same layout read straight from a bucket (here the emulator's; the real one needs
+    application-default credentials, which any Google account gives)."""
+    from senclr import storage
+
+    name = f"s1f-mirror-{next(_ids)}"
+    for path in local_copy.rglob("*"):
+        if path.is_file():
+            storage.write_bytes(f"gs://senclr-test/{name}/{path.relative_to(local_copy)}", path.read_bytes())
+    (chip,) = s1f.read_split(f"gs://senclr-test/{name}", "bolivia")
+    pair = s1f.load_chip(f"gs://senclr-test/{name}", chip)
+    assert pair.s1.shape == (512, 512, 2) and (pair.labels["water"] == -1).sum() == 99
