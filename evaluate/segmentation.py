@@ -57,18 +57,9 @@ def build_segmenter(encoder):
 def _BilinearTo():
     """Bilinear resize of logits to the input's H, W: x2 for even sizes, and odd sizes (where the
     encoder rounds up) still line up with the labels. UpSampling2D fails on unknown H, W here."""
-    import keras
-    import tensorflow as tf  # keras.ops.image.resize also fails on a symbolic size
+    from senclr.evaluate.decoder import ResizeLike
 
-    class BilinearTo(keras.layers.Layer):
-        def call(self, inputs):
-            logits, like = inputs
-            return tf.image.resize(logits, tf.shape(like)[1:3], method="bilinear")
-
-        def compute_output_shape(self, shapes):
-            return (*shapes[1][:3], shapes[0][-1])
-
-    return BilinearTo(name="head_upsample")
+    return ResizeLike(name="head_upsample")
 
 
 def train_head(encoder, train_ds, epochs: int, learning_rate: float = DEFAULT_LEARNING_RATE,

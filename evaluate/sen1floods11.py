@@ -57,22 +57,12 @@ def check_listing(names: list[str], where: str) -> None:
                          "(see docs/evaluate.md for the layout)")
 
 
-def _crc32c_b64(path: str) -> str:
-    import google_crc32c
-
-    c = google_crc32c.Checksum()
+def _digest_b64(path: str, hasher) -> str:
+    """base64 of a file's digest, as Cloud Storage reports crc32c and md5Hash."""
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
-            c.update(chunk)
-    return base64.b64encode(c.digest()).decode()
-
-
-def _md5_b64(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return base64.b64encode(h.digest()).decode()
+            hasher.update(chunk)
+    return base64.b64encode(hasher.digest()).decode()
 
 
 def is_complete(path: str, blob) -> bool:
@@ -80,8 +70,10 @@ def is_complete(path: str, blob) -> bool:
     if not os.path.isfile(path) or os.path.getsize(path) != blob.size:
         return False
     if blob.crc32c:
-        return _crc32c_b64(path) == blob.crc32c
-    return bool(blob.md5_hash) and _md5_b64(path) == blob.md5_hash
+        import google_crc32c
+
+        return _digest_b64(path, google_crc32c.Checksum()) == blob.crc32c
+    return bool(blob.md5_hash) and _digest_b64(path, hashlib.md5()) == blob.md5_hash
 
 
 def _fetch(blob, path: str) -> int:
