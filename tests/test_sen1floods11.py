@@ -172,3 +172,13 @@ def test_loader_reads_the_bucket_itself(gcs, local_copy):
     (chip,) = s1f.read_split(f"gs://senclr-test/{name}", "bolivia")
     pair = s1f.load_chip(f"gs://senclr-test/{name}", chip)
     assert pair.s1.shape == (512, 512, 2) and (pair.labels["water"] == -1).sum() == 99
+
+
+def test_bad_download_flags_exit_2(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for extra, message in ((["--workers", "0"], "--workers must be >= 1"), (["--dest", str(tmp_path / "file")], "existing file")):
+        args = ["data", "download", "sen1floods11", "--dest", str(tmp_path / "d"), *extra]
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "d").exists()
+    assert CliRunner().invoke(cli, ["data", "download", "bigearthnet", "--dest", str(tmp_path / "d")]).exit_code == 2
