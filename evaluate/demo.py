@@ -87,7 +87,7 @@ def _fmt(v) -> str:
 
 @click.command()
 @click.option("--workdir", default="senclr-demo", show_default=True, help="Folder for every stage's output (made fresh).")
-@click.option("--quick", is_flag=True, help="Smaller run: about 1 minute on 2 cores instead of about 4.5.")
+@click.option("--quick", is_flag=True, help="Smaller run: about 1 minute on 2 cores instead of about 4.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every stage.")
 def demo(workdir, quick, seed):
     """Run export -> preprocess -> train -> evaluate on synthetic data and print the headline numbers."""

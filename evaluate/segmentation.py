@@ -8,6 +8,7 @@ Only the head learns, so the gap between the two measures what pre-training put 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -240,10 +241,13 @@ def compare(data: str, model_dir: str, epochs: int = DEFAULT_EPOCHS, batch_size:
     split, note = held_out_split(m)
     if not count(m, "train"):
         raise InputError(f"{data} has no train records to train the head on; rebuild it with a train split")
-    results, order, scalings, info = {}, [], {}, {}
+    results, order, scalings, info, splits = {}, [], {}, {}, {}
     for key, label, encoder, c in contenders:
         mm, scalings[key] = with_model_statistics(m, c)
-        train, test = load_split(data, mm, "train", c["s1_bands"]), load_split(data, mm, split, c["s1_bands"])
+        scaling = json.dumps({b: mm["statistics"][b] for b in c["s1_bands"]}, sort_keys=True)
+        if scaling not in splits:  # encoders normalised alike share one cached copy of the splits
+            splits[scaling] = (load_split(data, mm, "train", c["s1_bands"]), load_split(data, mm, split, c["s1_bands"]))
+        train, test = splits[scaling]
         if not info:
             info = {"train": describe_split(train, "train"), "test": describe_split(test, split)}
             if not info["train"]["labelled_pixels"]:

@@ -61,25 +61,6 @@ def resolve_bands(manifest: dict, sensor: str, wanted) -> list[str]:
     return [manifest["bands"][sensor][i] for i in idx]
 
 
-def needed_sensors(spec: TrainSpec) -> tuple[str, ...]:
-    """The sensors whose bands the run reads."""
-    if spec.method == "multimodal":
-        return ("s1", "s2")
-    return ("s1", "s2") if spec.modality == "s1s2" else (spec.modality,)
-
-
-def check_modalities(manifest: dict, data: str, spec: TrainSpec) -> None:
-    for sensor in needed_sensors(spec):
-        if not manifest.get("bands", {}).get(sensor):
-            raise InputError(f"{data} has no {sensor.upper()} bands, which --method {spec.method}"
-                             f"{'' if spec.method == 'multimodal' else ' --modality ' + spec.modality} needs; "
-                             f"choose a modality the dataset has")
-        missing = [b for b in resolve_bands(manifest, sensor, getattr(spec, f"{sensor}_bands"))
-                   if b not in manifest.get("statistics", {})]
-        if missing:
-            raise InputError(f"{data} has no statistics for {missing}; rebuild it with `senclr preprocess`")
-
-
 def check_split_size(manifest: dict, data: str, batch_size: int, replicas: int = 1) -> int:
     """Records in the train split, which must fill at least one batch evenly split over replicas."""
     n = count(manifest, "train")
@@ -98,8 +79,8 @@ def preflight(data: str, spec: TrainSpec) -> tuple[dict, list[str], list[str]]:
     """(manifest, S1 bands, S2 bands) once every argument is known to be usable."""
     check_spec(spec)
     m = manifest_lib.read(data, kind="dataset")
+    # The manifest reader already refused empty band lists and bands without statistics.
     b1, b2 = resolve_bands(m, "s1", spec.s1_bands), resolve_bands(m, "s2", spec.s2_bands)
-    check_modalities(m, data, spec)
     check_split_size(m, data, spec.batch_size, strategy_lib.worker_count())
     return m, b1, b2
 

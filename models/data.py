@@ -95,15 +95,13 @@ def select(batch: dict, modality: str):
 def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict, global_batch: int,
                         seed: int = 0, deterministic: bool = False, modality: str = "s1s2",
                         augment_cfg: augment.AugmentConfig | None = None, shuffle: bool = True,
-                        workers: int = 1, buffer: int | None = None, raw_units: bool = True,
-                        float32: bool = False):
+                        workers: int = 1, buffer: int | None = None, float32: bool = False):
     """An endless stream of global batches for ``fit``: {"s1", "s2"} (multimodal) or
     {"view1", "view2"} (simclr, two augmented views of ``modality``, normalised: the
     augmentations work in standardised units).
 
-    Multimodal batches are in physical units when ``raw_units`` (what ``train`` uses:
-    ``input_norm`` of ``norm_params`` normalises them in the model), in the stored dtypes unless
-    ``float32``; else normalised here."""
+    Multimodal batches are in physical units (``input_norm`` of ``norm_params`` normalises them
+    in the model), in the stored dtypes unless ``float32``."""
     import tensorflow as tf
 
     files = shard_uris(data, m, split)
@@ -115,8 +113,8 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
         # Physical units in the stored dtypes (float16 dB, uint16 reflectance): the model casts
         # and normalises on the accelerator (``input_norm``), which keeps the arithmetic off the
         # host's cores and halves what is copied to the device. TPUs take no uint16: float32.
-        parse = record_parser(m, bands["s1"], bands["s2"], normalized=not raw_units, batched=True, ids=False)
-        dtype = tf.float32 if float32 or not raw_units else None
+        parse = record_parser(m, bands["s1"], bands["s2"], normalized=False, batched=True, ids=False)
+        dtype = tf.float32 if float32 else None
 
         def pairs(r):
             return {k: shape(v if dtype is None else tf.cast(v, dtype)) for k, v in parse(r).items()}

@@ -38,10 +38,9 @@ def _log(message: str) -> None:
 
 def encoder_channels(spec: TrainSpec, bands: dict) -> dict[str, int]:
     """{encoder key: input channels} of the run's encoders."""
-    if spec.method == "multimodal":
-        return {"s1": len(bands["s1"]), "s2": len(bands["s2"])}
-    key = spec.modality
-    return {key: sum(len(bands[s]) for s in ("s1", "s2") if s in key)}
+    keys = ("s1", "s2") if spec.method == "multimodal" else (spec.modality,)
+    cfg = {"s1_bands": list(bands["s1"]), "s2_bands": list(bands["s2"])}
+    return {k: len(saved.encoder_bands(cfg, k)) for k in keys}
 
 
 def build_model(spec: TrainSpec, bands: dict, input_norm: dict | None = None):
