@@ -18,11 +18,11 @@ temporary folder, then measures:
    backbone's first convolution sees 15 channels on 2B images in SimCLR but 2 + 13 on B in the
    dual encoder, so SimCLR does a few percent more work. Target <= 1.1.
 2. ``input/raw_read`` and ``input_simclr/raw_read``: records/s of ``pretraining_dataset`` (the
-   training input pipeline: shuffles, batch parse, normalisation; for SimCLR also the two
-   augmented views) against a raw read of the same shard files with the pipeline's own
-   interleave settings (``cycle_length=min(files, 8)``, parallel, non-deterministic), which only
-   yields the serialized records, batched by B so that both hand Python one element per B
-   records. A plain sequential ``TFRecordDataset`` read is printed too, for information. Each
+   training input pipeline: shuffles and batch parse; for SimCLR also normalisation and the two
+   augmented views) against the faster of two raw reads of the same shard files — interleaved
+   as the pipeline reads local files (``cycle_length=min(files, 8)``), and one sequential
+   ``TFRecordDataset`` — which only yield the serialized records, batched by B so that every
+   stream hands Python one element per B records. Each
    stream stays open for the run; after a warm-up that fills the shuffle buffer, every block
    first drains what its buffers prefetched while another stream was timed, then times
    ``--records`` records. The three streams alternate; the median block counts. Target >= 0.8.
@@ -185,10 +185,9 @@ def raw_stream(files: list[str], batch: int, interleaved: bool):
     """Serialized records of ``files``, repeated, batched by ``batch``: nothing decoded."""
     import tensorflow as tf
 
-    if interleaved:  # pretraining_dataset's own read settings, without its shuffles
-        ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-            tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=False)
+    if interleaved:  # files read in turn, as pretraining_dataset reads local files, no shuffles
+        ds = tf.data.Dataset.from_tensor_slices(files).interleave(tf.data.TFRecordDataset,
+                                                                  cycle_length=min(len(files), 8))
     else:
         ds = tf.data.TFRecordDataset(files)
     return ds.repeat().batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
@@ -294,11 +293,13 @@ def main() -> None:
         # warm-up: a little more than the shuffle buffer (the whole train split here)
         warmup_batches = -(-args.pairs // args.batch_size) + 2
         rate = time_streams(streams, args.batch_size, records, args.repeats, warmup_batches, drain=8)
+        rate["baseline"] = max(rate["raw_read"], rate["raw_sequential"])  # the stricter of the two
         print(f"\n2. input pipeline (records/s, median of {args.repeats} blocks of {records} records after "
               f"{warmup_batches} warm-up batches; {time.perf_counter() - t0:.1f} s):")
-        print(f"  raw read, interleaved (baseline)  {rate['raw_read']:10.0f} records/s  "
+        print(f"  raw read, interleaved             {rate['raw_read']:10.0f} records/s  "
               f"(TFRecordDataset x {min(len(files), 8)} interleaved, serialized records only)")
         print(f"  raw read, sequential              {rate['raw_sequential']:10.0f} records/s  (one TFRecordDataset)")
+        print("  (baseline of the ratios: the faster raw read)")
         print(f"  pretraining_dataset multimodal    {rate['input']:10.0f} records/s")
         print(f"  pretraining_dataset simclr        {rate['input_simclr']:10.0f} records/s  "
               "(s1s2, default augmentation)")
@@ -314,8 +315,8 @@ def main() -> None:
 
     print(f"\nwall time {time.perf_counter() - t_start:.1f} s")
     print(f"ratio multimodal_step/simclr_step {step['multimodal'] / step['simclr']:.2f} (target <= 1.1)")
-    print(f"ratio input/raw_read {rate['input'] / rate['raw_read']:.2f} (target >= 0.8)")
-    print(f"ratio input_simclr/raw_read {rate['input_simclr'] / rate['raw_read']:.2f} (target >= 0.8)")
+    print(f"ratio input/raw_read {rate['input'] / rate['baseline']:.2f} (target >= 0.8)")
+    print(f"ratio input_simclr/raw_read {rate['input_simclr'] / rate['baseline']:.2f} (target >= 0.8)")
     print(f"ratio input/step_consumption {rate['input'] / consume:.1f} (target >= 5)")
 
 
