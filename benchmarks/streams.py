@@ -1,11 +1,12 @@
 """Records/s of tf.data streams, each in its own process, timed one at a time (POSIX only).
 
 Why processes: streams open side by side in one process disturb each other. While one is timed,
-the others refill the buffers that the previous block emptied (prefetch, parallel map, and the
-prefetch sizes AUTOTUNE grew), on the same cores: SimCLR's augmentation refilling its buffers took
-a third off the multimodal stream's figure. Here every stream lives in a worker process that stops
-itself (SIGSTOP) the moment its block ends, so nothing of it runs while another is timed, and it
-resumes (SIGCONT) exactly where its buffers were.
+the others refill the buffers that their last block emptied (prefetch, parallel map, and the
+prefetch sizes AUTOTUNE grew) on the same cores, and a stream whose buffers filled up while it
+waited starts its next block from them (left idle for a while, a raw read then "ran" at 300k
+records/s). Here every stream lives in a worker process that stops itself (SIGSTOP) the moment
+its block ends, so nothing of it runs while another is timed, and it resumes (SIGCONT) exactly
+where its buffers were.
 
 Each block pulls batches inside a ``tf.function``, as ``model.fit`` does, so no Python runs per
 batch; the worker reports records/s and the CPU cores the process used over the block.
