@@ -19,7 +19,7 @@ COMMANDS = {
     "export": ("senclr.export.cli", "export", "Export S1/S2 patch pairs (synthetic source; Earth Engine later)."),
     "preprocess": ("senclr.pipeline.cli", "preprocess", "Beam pipeline: raw archive -> filtered, split TFRecord dataset."),
     "train": ("senclr.models.cli", "train", "Pre-train the S1/S2 dual encoder with cross-modal NT-Xent."),
-    "evaluate": ("senclr.evaluate.cli", "evaluate", "Water segmentation on the frozen S1 encoder: IoU report."),
+    "evaluate": ("senclr.evaluate.cli", "evaluate", "Score encoders: Sen1Floods11, BigEarthNet, water probe; one report."),
     "data": ("senclr.evaluate.data_cli", "data", "Download benchmark datasets (Sen1Floods11) for evaluation."),
     "inspect": ("senclr.inspect_cmd", "inspect", "Summarise a dataset or raw archive and show a few records."),
     "demo": ("senclr.evaluate.demo", "demo", "Run the whole chain on synthetic data and report the numbers."),

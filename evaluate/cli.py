@@ -1,10 +1,9 @@
-"""``senclr evaluate``: water segmentation on the frozen S1 encoder, pre-trained vs random.
+"""``senclr evaluate``: benchmarks (Sen1Floods11, BigEarthNet), the quick water probe, the report.
 
-TensorFlow is imported only when the command runs, so ``senclr evaluate --help`` stays fast.
+TensorFlow is imported only when a command runs, so ``senclr evaluate --help`` stays fast.
 """
 
 from __future__ import annotations
-
 
 import click
 
@@ -34,7 +33,30 @@ def parse_baselines(values) -> dict[str, str]:
     return out
 
 
-@click.command()
+def parse_fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(sorted({float(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        raise InputError(f"--fractions {text!r}: give comma-separated numbers in (0, 1], e.g. 0.01,0.1,1") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise InputError(f"--fractions {text!r}: every label fraction must lie in (0, 1], e.g. 0.01,0.1,1")
+    return values
+
+
+def parse_modes(text: str, allowed) -> tuple[str, ...]:
+    modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    bad = [m for m in modes if m not in allowed]
+    if bad or not modes:
+        raise InputError(f"--modes {text!r}: use one or more of {', '.join(allowed)}, comma-separated")
+    return modes
+
+
+@click.group()
+def evaluate():
+    """Score encoders: Sen1Floods11 floods, BigEarthNet land cover, the water probe, the report."""
+
+
+@evaluate.command()
 @click.option("--data", required=True,
               help="Dataset folder or gs:// prefix with a 'water' label: its train split trains the head, "
                    "its test split (val if test is empty) is scored.")
@@ -52,12 +74,12 @@ def parse_baselines(values) -> dict[str, str]:
                    "and budget; repeatable.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the head, the random encoder and the shuffling (both runs use it).")
-def evaluate(data, model_dir, out, epochs, batch_size, learning_rate, baselines, seed):
-    """Water segmentation on the frozen S1 encoder: IoU report.
+def probe(data, model_dir, out, epochs, batch_size, learning_rate, baselines, seed):
+    """Water probe on a senclr dataset: frozen S1 encoder + a linear head, IoU report.
 
     Trains the same small head (1x1 conv + bilinear upsampling) on the pre-trained S1 encoder
     and on a randomly initialised copy, with the same budget and seed, and scores both on the
-    held-out split with one global confusion matrix (no-data pixels ignored).
+    held-out split with one global confusion matrix (no-data pixels ignored). Quick: the demo's check.
     """
     out = out or storage.join(model_dir, "evaluation")
     check_out(out)
@@ -68,3 +90,76 @@ def evaluate(data, model_dir, out, epochs, batch_size, learning_rate, baselines,
                      learning_rate=learning_rate, progress=True, baselines=parse_baselines(baselines))
     paths = write_report(result, out)
     click.echo(headline(result, paths["report.md"]))
+
+
+def protocol_options(fn):
+    """Flags every benchmark protocol shares (docs/evaluate.md)."""
+    from senclr.evaluate.protocol import Budget
+
+    b = Budget()
+    options = [
+        click.option("--model", "models", multiple=True, required=True,
+                     help="NAME=MODEL_DIR of a model to score (repeatable: e.g. multimodal=runs/mm simclr=runs/simclr). "
+                          "The random-init and from-scratch baselines take the first model's architecture."),
+        click.option("--out", required=True, help="Folder (or gs:// prefix) for runs/, report.md, results.json and plots."),
+        click.option("--input", "inputs", type=click.Choice(["s1", "s2", "s1s2"]), default="s1", show_default=True,
+                     help="Bands the encoders read: S1, S2 or both (a multimodal model fuses its two encoders)."),
+        click.option("--fractions", default="0.01,0.1,1", show_default=True,
+                     help="Label fractions: seeded subsets of the training items, each in (0, 1]."),
+        click.option("--seeds", default=3, show_default=True, type=int, help="Seeds per setting (0..N-1)."),
+        click.option("--epochs", default=b.epochs, show_default=True, type=click.IntRange(min=1),
+                     help="Budget: passes' worth of steps over the whole train split, whatever the fraction."),
+        click.option("--batch-size", default=b.batch_size, show_default=True, type=click.IntRange(min=1)),
+        click.option("--learning-rate", default=b.learning_rate, show_default=True,
+                     type=click.FloatRange(min=0, min_open=True), help="Peak AdamW learning rate (cosine decay)."),
+        click.option("--cache-dir", default=None,
+                     help="Local folder for normalised chips and frozen features (kept and reused); default: a "
+                          "temporary folder removed at the end."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@evaluate.command()
+@click.option("--data", required=True,
+              help="Sen1Floods11 in the v1.1 layout: a local copy (`senclr data download sen1floods11`) or gs://sen1floods11.")
+@protocol_options
+@click.option("--modes", default="frozen,finetune", show_default=True, help="frozen (decoder only) and/or finetune.")
+@click.option("--decoder-width", default=32, show_default=True, type=click.IntRange(min=1),
+              help="U-Net decoder channels at the finest level.")
+def flood(data, models, out, inputs, fractions, seeds, epochs, batch_size, learning_rate, cache_dir, modes, decoder_width):
+    """Sen1Floods11 flood segmentation: U-Net decoder, frozen and fine-tuned, fractions x seeds.
+
+    Scores valid, test and the Bolivia hold-out (water IoU, mIoU, OA from one global confusion
+    matrix each), then writes report.md. Reruns skip runs already recorded in --out.
+    """
+    from senclr.evaluate.contenders import parse_models
+    from senclr.evaluate.decoder import MODES
+
+    check_out(out)
+    settings = dict(inputs=inputs, modes=parse_modes(modes, MODES), fractions=parse_fractions(fractions), seeds=seeds)
+    from senclr.evaluate.flood import evaluate_flood
+    from senclr.evaluate.protocol import Budget
+
+    budget = Budget(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, decoder_width=decoder_width)
+    evaluate_flood(data, parse_models(models), out, budget=budget, cache_dir=cache_dir, **settings)
+    _report(out)
+
+
+@evaluate.command()
+@click.option("--out", required=True, help="Folder holding runs/ of earlier evaluations (any benchmarks).")
+def report(out):
+    """Collect every run recorded under --out into report.md, results.json and PNG plots."""
+    _report(out)
+
+
+def _report(out: str) -> None:
+    from senclr.evaluate import runs
+    from senclr.evaluate.benchmark_report import write_benchmark_report
+
+    records = runs.collect(out)
+    if not records:
+        raise InputError(f"{out} holds no run records under runs/: run `senclr evaluate flood` (or bigearthnet) first")
+    paths = write_benchmark_report(out, records)
+    click.echo(f"{len(records)} runs -> {paths['report.md']}")

@@ -47,3 +47,19 @@ def test_a_few_steps_learn_a_mask_and_frozen_leaves_the_encoder_alone(mode):
     assert losses[-1] < 0.7 * losses[0]
     same = all(np.array_equal(a, b) for a, b in zip(before, encoder.get_weights()))
     assert same == (mode == "frozen")  # frozen: weights and BN statistics untouched
+
+
+def test_two_encoders_fuse_late_and_the_decoder_runs_on_cached_maps():
+    from senclr.evaluate.decoder import decoder_model, pyramid, segmenter
+
+    s1, s2 = build_backbone("small", 2, width=4, name="s1"), build_backbone("small", 3, width=6, name="s2")
+    fused = pyramid([s1, s2], "small")
+    x = np.random.default_rng(0).normal(size=(1, 9, 9, 5)).astype("float32")
+    maps = fused(x)
+    assert [m.shape[-1] for m in maps] == [4 + 6, 8 + 12]
+    # each encoder reads its own channels: the fused maps are the two encoders' maps side by side
+    np.testing.assert_allclose(np.asarray(maps[1])[..., :8], np.asarray(tf.keras.Model(s1.input, s1.output)(x[..., :2])),
+                               atol=1e-5)
+    assert segmenter(fused, 2, "frozen", 4)(x).shape == (1, 9, 9, 2)
+    dec = decoder_model([10, 20], (9, 9), num_classes=3, width=4)
+    assert dec({"level0": maps[0], "level1": maps[1]}).shape == (1, 9, 9, 3)

@@ -239,7 +239,7 @@ def test_cli(tiny, simclr_model, tmp_path):
 
     data, model = tiny
     out = tmp_path / "eval"
-    res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--out", str(out),
+    res = CliRunner().invoke(cli, ["evaluate", "probe", "--data", data, "--model-dir", model, "--out", str(out),
                                    "--epochs", "1", "--batch-size", "4", "--baseline", f"simclr={simclr_model}"])
     assert res.exit_code == 0, res.output
     assert "water IoU (mIoU) on the test split" in res.output and str(out / "report.md") in res.output
@@ -247,13 +247,13 @@ def test_cli(tiny, simclr_model, tmp_path):
     assert (out / "report.md").exists() and (out / "metrics.json").exists()
 
     bad = tmp_path / "bad"
-    res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", str(tmp_path / "none"), "--out", str(bad)])
+    res = CliRunner().invoke(cli, ["evaluate", "probe", "--data", data, "--model-dir", str(tmp_path / "none"), "--out", str(bad)])
     assert res.exit_code == 2 and "does not exist" in res.output and not bad.exists()
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--out", str(a_file)])
+    res = CliRunner().invoke(cli, ["evaluate", "probe", "--data", data, "--model-dir", model, "--out", str(a_file)])
     assert res.exit_code == 2 and "existing file" in res.output
-    res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--baseline", "random=x"])
+    res = CliRunner().invoke(cli, ["evaluate", "probe", "--data", data, "--model-dir", model, "--baseline", "random=x"])
     assert res.exit_code == 2 and "names 'pretrained' and 'random' are taken" in res.output
-    res = CliRunner().invoke(cli, ["evaluate", "--data", data, "--model-dir", model, "--epochs", "0"])
+    res = CliRunner().invoke(cli, ["evaluate", "probe", "--data", data, "--model-dir", model, "--epochs", "0"])
     assert res.exit_code == 2 and not os.path.exists(os.path.join(model, "evaluation"))
