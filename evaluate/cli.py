@@ -148,6 +148,34 @@ def flood(data, models, out, inputs, fractions, seeds, epochs, batch_size, learn
 
 
 @evaluate.command()
+@click.option("--data", required=True, help="A dataset built by `senclr preprocess` (folder or gs:// prefix) with a label.")
+@click.option("--label", type=click.Choice(["landcover", "water"]), default="landcover", show_default=True,
+              help="The label band to segment: landcover (class index, 255 no data) or water (-1 no data).")
+@protocol_options
+@click.option("--modes", default="frozen,finetune", show_default=True, help="frozen (decoder only) and/or finetune.")
+@click.option("--decoder-width", default=32, show_default=True, type=click.IntRange(min=1),
+              help="U-Net decoder channels at the finest level.")
+def dataset(data, label, models, out, inputs, fractions, seeds, epochs, batch_size, learning_rate, cache_dir, modes,
+            decoder_width):
+    """Segmentation of a label band of our own export: mIoU and per-class IoU on val and test.
+
+    The same decoder, modes, fractions, seeds and baselines as `flood`; the dataset's train
+    split trains. Reruns skip runs already recorded in --out.
+    """
+    from senclr.evaluate.contenders import parse_models
+    from senclr.evaluate.decoder import MODES
+
+    check_out(out)
+    settings = dict(inputs=inputs, modes=parse_modes(modes, MODES), fractions=parse_fractions(fractions), seeds=seeds)
+    from senclr.evaluate.dataset_seg import evaluate_dataset
+    from senclr.evaluate.protocol import Budget
+
+    budget = Budget(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, decoder_width=decoder_width)
+    evaluate_dataset(data, parse_models(models), out, label=label, budget=budget, cache_dir=cache_dir, **settings)
+    _report(out)
+
+
+@evaluate.command()
 @click.option("--out", required=True, help="Folder holding runs/ of earlier evaluations (any benchmarks).")
 def report(out):
     """Collect every run recorded under --out into report.md, results.json and PNG plots."""

@@ -10,11 +10,8 @@ dataset's own (its manifest).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -23,12 +20,11 @@ from senclr import storage
 from senclr.bands import LANDCOVER_CLASSES
 from senclr.dataset import count, iter_records
 from senclr.errors import InputError
-from senclr.evaluate import runs
 from senclr.evaluate.chipstore import ChipStore
 from senclr.evaluate.contenders import Contender, resolve
 from senclr.evaluate.decoder import MODES
 from senclr.evaluate.flood import check_settings
-from senclr.evaluate.protocol import Budget, Runner, SegData
+from senclr.evaluate.protocol import Budget, Runner, SegData, working_cache, write_examples
 from senclr.normalize import apply, band_params
 
 BENCHMARK = "dataset"
@@ -125,23 +121,17 @@ def evaluate_dataset(data: str, models: dict[str, str], out: str, label: str = "
     check_dataset(data, m, label, contenders)
     names = class_names(m, label)
     scored = [s for s in SCORED if count(m, s)]
-    runner = Runner(out, cache_dir or "", budget, fractions, range(seeds), modes, progress)
+    runner = Runner(out, budget, fractions, range(seeds), modes, progress)
     runner.check_existing(BENCHMARK, inputs, runner.plan(contenders))
-    own_cache = cache_dir is None
-    runner.cache_dir = cache_dir = cache_dir or tempfile.mkdtemp(prefix="senclr-dataset-")
-    try:
-        idx, figure = _examples(data, m, scored[-1], label)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **figure)
-        storage.write_bytes(runs.examples_path(out, BENCHMARK), buf.getvalue())
+    idx, figure = _examples(data, m, scored[-1], label)
+    with working_cache(cache_dir, "senclr-dataset-") as runner.cache_dir:
 
         def data_for(c: Contender) -> SegData:
             stats = {b: c.statistics.get(b) or m["statistics"][b] for b in c.bands}
-            store = lambda s: _store(data, m, s, label, len(names), c.bands, stats, cache_dir)  # noqa: E731
+            store = lambda s: _store(data, m, s, label, len(names), c.bands, stats, runner.cache_dir)  # noqa: E731
             return SegData(BENCHMARK, names, inputs, store("train"), {s: store(s) for s in scored}, scored[-1],
                            tuple(idx))
 
+        data_for(contenders[0])  # reads every record: a bad one stops the run before anything is written
+        write_examples(out, BENCHMARK, figure)
         return runner.run(data_for, contenders)
-    finally:
-        if own_cache:
-            shutil.rmtree(cache_dir, ignore_errors=True)

@@ -7,19 +7,14 @@ matrix: water IoU, mIoU and overall accuracy (docs/evaluate.md).
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-import tempfile
-
-import numpy as np
 
 from senclr import storage
 from senclr.errors import InputError
-from senclr.evaluate import flood_inputs, runs, sen1floods11
+from senclr.evaluate import flood_inputs, sen1floods11
 from senclr.evaluate.contenders import Contender, resolve
 from senclr.evaluate.decoder import MODES
-from senclr.evaluate.protocol import Budget, Runner, SegData
+from senclr.evaluate.protocol import Budget, Runner, SegData, working_cache, write_examples
 
 BENCHMARK = "sen1floods11"
 SCORED = ("valid", "test", "bolivia")
@@ -56,28 +51,21 @@ def evaluate_flood(root: str, models: dict[str, str], out: str, inputs: str = "s
         sen1floods11.read_split(root, split)  # the layout and every chip file, before any work
     contenders = resolve(models, inputs)
     _check_bands(root, contenders)
-    own_cache = cache_dir is None
-    cache_dir = cache_dir or tempfile.mkdtemp(prefix="senclr-flood-")
-    runner = Runner(out, cache_dir, budget, fractions, range(seeds), modes, progress)
+    runner = Runner(out, budget, fractions, range(seeds), modes, progress)
     runner.check_existing(BENCHMARK, inputs, runner.plan(contenders))
-    try:
-        idx, figure = flood_inputs.examples(root, "test", N_EXAMPLES)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **figure)
-        storage.write_bytes(runs.examples_path(out, BENCHMARK), buf.getvalue())
-
+    idx, figure = flood_inputs.examples(root, "test", N_EXAMPLES)
+    with working_cache(cache_dir, "senclr-flood-") as runner.cache_dir:
         made: dict = {}
 
         def data_for(c: Contender) -> SegData:
             key = json.dumps([c.bands, c.statistics], sort_keys=True)
             if key not in made:  # encoders of the same bands and statistics share the stores
                 stats, _ = flood_inputs.statistics_for(root, c.bands, c.statistics)
-                store = lambda split: flood_inputs.split_store(root, split, c.bands, stats, cache_dir, progress)[0]  # noqa: E731
+                store = lambda s: flood_inputs.split_store(root, s, c.bands, stats, runner.cache_dir, progress)[0]  # noqa: E731
                 made[key] = SegData(BENCHMARK, flood_inputs.CLASS_NAMES, inputs, store("train"),
                                     {s: store(s) for s in SCORED}, "test", tuple(idx))
             return made[key]
 
+        data_for(contenders[0])  # reads every chip: a broken one stops the run before anything is written
+        write_examples(out, BENCHMARK, figure)
         return runner.run(data_for, contenders)
-    finally:
-        if own_cache:
-            shutil.rmtree(cache_dir, ignore_errors=True)

@@ -15,11 +15,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -59,6 +62,27 @@ class SegData:
     scored: dict[str, ChipStore]
     example_split: str | None = None
     example_idx: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def working_cache(cache_dir: str | None, prefix: str):
+    """The user's --cache-dir (kept for a later run), or a temporary folder removed at the end."""
+    if cache_dir:
+        os.makedirs(cache_dir, exist_ok=True)
+        yield cache_dir
+        return
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_examples(out: str, benchmark: str, figure: dict) -> None:
+    """The figure's example chips (runs.py's examples.npz), beside the benchmark's runs."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **figure)
+    storage.write_bytes(runs.examples_path(out, benchmark), buf.getvalue())
 
 
 def subset(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -162,8 +186,8 @@ def head_description(mode: str, budget: Budget) -> str:
 class Runner:
     """Runs (or skips, when recorded) every planned run of one benchmark and writes its record."""
 
-    def __init__(self, out: str, cache_dir: str, budget: Budget, fractions, seeds, modes, progress: bool = True):
-        self.out, self.cache_dir, self.budget = out, cache_dir, budget
+    def __init__(self, out: str, budget: Budget, fractions, seeds, modes, progress: bool = True):
+        self.out, self.cache_dir, self.budget = out, "", budget  # cache_dir: set before run
         self.fractions, self.seeds, self.modes = sorted(fractions), list(seeds), list(modes)
         self.log = (lambda s: print(s, file=sys.stderr, flush=True)) if progress else (lambda s: None)
         self.progress = progress
@@ -252,7 +276,7 @@ class Runner:
                                      keep if name == data.example_split else ())
             if name == data.example_split:
                 preds = p
-            if "water" in data.class_names:
+            if list(data.class_names) == ["not water", "water"]:  # water masks: the class that matters
                 splits[name]["water_iou"] = splits[name]["iou"][data.class_names.index("water")]
         record = {
             "schema": 1, "benchmark": data.benchmark, "task": "segmentation", "encoder": c.key, "label": c.label,

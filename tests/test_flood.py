@@ -127,3 +127,29 @@ def test_bad_input_is_refused_before_anything_is_written(local_copy, tmp_path): 
     split.write_text(split.read_text() + "Ghana_1_S1Hand.tif,Ghana_1_LabelHand.tif\n")
     res = run("--model", f"mm={mm}")
     assert res.exit_code == 2 and "Ghana_1_S1Hand.tif" in res.output and not out.exists()
+
+
+def test_a_chip_off_its_grid_stops_the_run_before_anything_is_written(local_copy, tmp_path):  # noqa: F811
+    import shutil
+
+    import rasterio
+    from rasterio.transform import Affine
+
+    from senclr.cli import cli
+    from senclr.evaluate import sen1floods11 as s1f
+
+    stem = "Spain_7370579"
+    for folder in s1f.FOLDERS.values():  # a second chip, in the valid split only, its S2 3 px east
+        shutil.copy(local_copy / s1f.HAND / folder / f"{stem}_{folder}.tif", local_copy / s1f.HAND / folder / f"Spain_2_{folder}.tif")
+    s2 = local_copy / s1f.HAND / "S2Hand" / "Spain_2_S2Hand.tif"
+    with rasterio.open(s2) as r:
+        profile, data = r.profile, r.read()
+    profile["transform"] = profile["transform"] @ Affine.translation(3, 0)
+    with rasterio.open(s2, "w", **profile) as w:
+        w.write(data)
+    (local_copy / s1f.SPLITS_DIR / "flood_valid_data.csv").write_text("Spain_2_S1Hand.tif,Spain_2_LabelHand.tif\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["evaluate", "flood", "--data", str(local_copy), "--model", f"mm={model_dir(tmp_path / 'mm')}",
+                                   "--out", str(out)])
+    assert res.exit_code == 2 and "Spain_2" in res.output and "not on one grid" in res.output, res.output
+    assert not out.exists()
