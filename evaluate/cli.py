@@ -9,6 +9,7 @@ import click
 
 from senclr import storage
 from senclr.errors import InputError
+from senclr.evaluate.bigearthnet_cli import bigearthnet
 from senclr.evaluate.report import check_out
 from senclr.evaluate.segmentation import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
 
@@ -173,6 +174,9 @@ def dataset(data, label, models, out, inputs, fractions, seeds, epochs, batch_si
     budget = Budget(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, decoder_width=decoder_width)
     evaluate_dataset(data, parse_models(models), out, label=label, budget=budget, cache_dir=cache_dir, **settings)
     _report(out)
+
+
+evaluate.add_command(bigearthnet)
 
 
 @evaluate.command()

@@ -23,8 +23,7 @@ from senclr.errors import InputError
 from senclr.evaluate.chipstore import ChipStore
 from senclr.evaluate.contenders import Contender, resolve
 from senclr.evaluate.decoder import MODES
-from senclr.evaluate.flood import check_settings
-from senclr.evaluate.protocol import Budget, Runner, SegData, working_cache, write_examples
+from senclr.evaluate.protocol import Budget, Runner, SegData, check_settings, working_cache, write_examples
 from senclr.normalize import apply, band_params
 
 BENCHMARK = "dataset"
@@ -112,7 +111,7 @@ def evaluate_dataset(data: str, models: dict[str, str], out: str, label: str = "
                      modes=MODES, fractions=(0.01, 0.1, 1.0), seeds: int = 3, budget: Budget = Budget(),
                      cache_dir: str | None = None, progress: bool = True) -> list[dict]:
     """Run (or resume) the protocol on ``data``'s ``label`` into ``out``/runs; returns every record."""
-    check_settings(fractions, seeds, modes)
+    check_settings(fractions, seeds, modes, MODES)
     if label not in NODATA:
         raise InputError(f"unknown --label {label!r}: use one of {', '.join(NODATA)}")
     storage.refuse_file(out, "--out")

@@ -10,26 +10,14 @@ from __future__ import annotations
 import json
 
 from senclr import storage
-from senclr.errors import InputError
 from senclr.evaluate import flood_inputs, sen1floods11
 from senclr.evaluate.contenders import Contender, resolve
 from senclr.evaluate.decoder import MODES
-from senclr.evaluate.protocol import Budget, Runner, SegData, working_cache, write_examples
+from senclr.evaluate.protocol import Budget, Runner, SegData, check_settings, working_cache, write_examples
 
 BENCHMARK = "sen1floods11"
 SCORED = ("valid", "test", "bolivia")
 N_EXAMPLES = 4
-
-
-def check_settings(fractions, seeds: int, modes) -> None:
-    bad = [f for f in fractions if not 0 < f <= 1]
-    if bad or not fractions:
-        raise InputError(f"label fractions must lie in (0, 1], got {list(fractions)}; e.g. --fractions 0.01,0.1,1")
-    if seeds < 1:
-        raise InputError(f"--seeds must be >= 1, got {seeds} (the protocol asks for at least 3)")
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
-        raise InputError(f"unknown --modes {unknown or list(modes)}: use {', '.join(MODES)}")
 
 
 def _check_bands(root: str, contenders: list[Contender]) -> None:
@@ -45,7 +33,7 @@ def evaluate_flood(root: str, models: dict[str, str], out: str, inputs: str = "s
                    modes=MODES, fractions=(0.01, 0.1, 1.0), seeds: int = 3, budget: Budget = Budget(),
                    cache_dir: str | None = None, progress: bool = True) -> list[dict]:
     """Run (or resume) the protocol into ``out``/runs; returns every run record."""
-    check_settings(fractions, seeds, modes)
+    check_settings(fractions, seeds, modes, MODES)
     storage.refuse_file(out, "--out")
     for split in ("train", *SCORED):
         sen1floods11.read_split(root, split)  # the layout and every chip file, before any work

@@ -64,6 +64,18 @@ class SegData:
     example_idx: tuple[int, ...] = ()
 
 
+def check_settings(fractions, seeds: int, modes, allowed) -> None:
+    """InputError for label fractions outside (0, 1], fewer than one seed, or a mode not ``allowed``."""
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if bad or not fractions:
+        raise InputError(f"label fractions must lie in (0, 1], got {list(fractions)}; e.g. --fractions 0.01,0.1,1")
+    if seeds < 1:
+        raise InputError(f"--seeds must be >= 1, got {seeds} (the protocol asks for at least 3)")
+    unknown = [m for m in modes if m not in allowed]
+    if unknown or not modes:
+        raise InputError(f"unknown --modes {unknown or list(modes)}: use {', '.join(allowed)}")
+
+
 @contextlib.contextmanager
 def working_cache(cache_dir: str | None, prefix: str):
     """The user's --cache-dir (kept for a later run), or a temporary folder removed at the end."""
