@@ -1,4 +1,4 @@
-"""Batch mode: Earth Engine export tasks, each writing up to PAIRS_PER_TASK pairs to Cloud Storage.
+"""Batch mode: Earth Engine export tasks, each writing up to the plan's ``pairs_per_task`` pairs to Cloud Storage.
 
 Why many pairs per task: Earth Engine queues at most 3000 tasks per user and each task has a
 start-up cost, so one task per patch would make a million-pair export take months. A task exports
@@ -24,7 +24,8 @@ from tqdm import tqdm
 from senclr import storage
 
 from . import ee_query, ledger
-from .plan import PAIRS_PER_TASK, pairing_from_json
+from .limits import PAIRS_PER_TASK
+from .plan import pairing_from_json
 
 MAX_ATTEMPTS = 3
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -35,10 +36,11 @@ def task_records(out: str, plan: dict) -> list[dict]:
     digest = hashlib.sha256(json.dumps(plan["identity"], sort_keys=True).encode()).hexdigest()[:10]
     saved = ledger.tasks(out)
     records = []
-    for i in range(0, len(plan["pairs"]), PAIRS_PER_TASK):
-        name = f"senclr-{digest}-{i // PAIRS_PER_TASK:05d}"
+    per = plan.get("pairs_per_task", PAIRS_PER_TASK)  # plans made before the byte cap: 1000
+    for i in range(0, len(plan["pairs"]), per):
+        name = f"senclr-{digest}-{i // per:05d}"
         records.append(saved.get(name) or {
-            "name": name, "pair_ids": [p["pair_id"] for p in plan["pairs"][i : i + PAIRS_PER_TASK]],
+            "name": name, "pair_ids": [p["pair_id"] for p in plan["pairs"][i : i + per]],
             "first": i, "attempts": 0, "state": "PLANNED", "operation": None, "errors": [],
         })
     return records

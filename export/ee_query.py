@@ -141,13 +141,19 @@ def check_agreement(pairings: list[Pairing], params, chunk: int = 500) -> list[s
 def pair_image(pairing: Pairing, s2_level: str) -> ee.Image:
     """S1 VV/VH (float32 dB, bilinear), S2 bands (uint16), cs_cdf (float32): one stacked image.
 
-    Cloud Score+ shares ``system:index`` with the S2 scene it scores. Masked pixels are filled so
-    the NPY has no masked values: S2 with 0 (its no-data value), S1 with S1_NODATA.
+    Cloud Score+ shares ``system:index`` with the S2 scene it scores. Masked pixels, inside the
+    footprint or out, are filled so the NPY has no masked values: S2 with 0 (its no-data value),
+    S1 with S1_NODATA, cs_cdf with 0 (cloudy, so the filter drops such pixels).
     """
     s2_bands = list(s2_collection(s2_level).band_names)
-    s1 = ee.Image(f"{S1_GRD.ee_id}/{pairing.s1.id}").select(list(S1_BANDS)).resample("bilinear").unmask(S1_NODATA).toFloat()
-    s2 = ee.Image(f"{s2_collection(s2_level).ee_id}/{pairing.s2.id}").select(s2_bands).unmask(0).toUint16()
-    cs = ee.Image(f"{CLOUD_SCORE_PLUS.ee_id}/{pairing.s2.id}").select("cs_cdf").unmask(0).toFloat()
+    s1 = ee.Image(f"{S1_GRD.ee_id}/{pairing.s1.id}").select(list(S1_BANDS)).resample("bilinear")
+    s2 = ee.Image(f"{s2_collection(s2_level).ee_id}/{pairing.s2.id}").select(s2_bands)
+    cs = ee.Image(f"{CLOUD_SCORE_PLUS.ee_id}/{pairing.s2.id}").select("cs_cdf")
+    # sameFootprint=False: pixels outside a scene's footprint get the no-data value too, instead of
+    # staying masked and arriving as whatever the encoder fills masked cells with (0 dB passes as S1).
+    s1 = s1.unmask(S1_NODATA, False).toFloat()
+    s2 = s2.unmask(0, False).toUint16()
+    cs = cs.unmask(0, False).toFloat()
     return s1.addBands(s2).addBands(cs)
 
 

@@ -18,6 +18,7 @@ import shapely
 from senclr import manifest as manifest_lib
 from senclr.errors import InputError
 
+from .limits import check_patch_size
 from .region import check_size, parse_region
 
 S1_GRD_START = date(2014, 10, 3)  # first Sentinel-1 GRD scenes in COPERNICUS/S1_GRD
@@ -208,14 +209,16 @@ def build_params(*, region, start, end, out, today: date | None = None, max_dt_d
     mode = _choice("mode", mode, MODES)
     s, e = check_dates(start, end, today)
     geom = parse_region(region)
+    level, size = _choice("s2-collection", s2_level, S2_LEVELS), _patch_size(patch_size)
+    check_patch_size(size, level)  # Earth Engine would refuse every request (HTTP 400, not retried)
     return ExportParams(
         region=geom, region_text=str(region).strip(), region_km2=round(check_size(geom, force), 3),
         start=s, end=e, out=_out(out, mode),
         max_dt_days=_in_range("max-dt", max_dt_days, 0, MAX_DT_DAYS, lo_open=True),
-        s2_level=_choice("s2-collection", s2_level, S2_LEVELS),
+        s2_level=level,
         s2_max_cloud=_in_range("s2-max-cloud", s2_max_cloud, 0, 100),
         min_clear=_in_range("min-clear", min_clear, 0, 1), cs_threshold=_in_range("cs-threshold", cs_threshold, 0, 1),
-        patch_size=_patch_size(patch_size), scale=_in_range("scale", scale, MIN_SCALE_M, MAX_SCALE_M),
+        patch_size=size, scale=_in_range("scale", scale, MIN_SCALE_M, MAX_SCALE_M),
         patches=_in_range("patches", patches, 1, None, int), seed=_in_range("seed", seed, 0, None, int),
         project=_project(project), max_concurrent=_max_concurrent(max_concurrent, mode, force), mode=mode,
         ee_api_url=_url(ee_api_url), ee_credentials=_credentials(ee_credentials), force=force,

@@ -16,11 +16,10 @@ from senclr import __version__
 from senclr.bands import s2_collection
 from senclr.pair import PairMeta, meta_from_plan_entry
 
-from . import ee_query
+from . import ee_query, limits
 from .grid import Patch, sample_patches
 from .pairing import Pairing, Scene, dt_histogram, pair_patches
 
-PAIRS_PER_TASK = 1000  # batch mode: one task exports up to this many pairs (see docs/export.md)
 SOURCE = {"highvolume": "ee-highvolume", "batch": "ee-batch"}
 
 
@@ -67,6 +66,7 @@ def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
     samples = sample_patches(params.region, footprints, params.patches, params.patch_size, params.scale, params.seed)
     pairings, dropped = pair_patches(samples, s2, s1, params.max_dt_hours)
     reasons = dict(Counter(reason for _, reason in dropped))
+    per_task = limits.pairs_per_task(params.patch_size, params.s2_level)
     n = len(pairings)
     plan = {
         "kind": "senclr-export-plan", "senclr_version": __version__, "parameters": params.to_json(),
@@ -75,7 +75,9 @@ def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
         "patches": {"asked": params.patches, "sampled": len(samples), "paired": n, "dropped": reasons},
         "dt_hours": dt_histogram(pairings),
         "requests": n if params.mode == "highvolume" else 0,
-        "tasks": math.ceil(n / PAIRS_PER_TASK) if params.mode == "batch" else 0,
+        "request_bytes": limits.request_bytes(params.patch_size, params.s2_level),
+        "pairs_per_task": per_task,
+        "tasks": math.ceil(n / per_task) if params.mode == "batch" else 0,
         "estimated_bytes": n * bytes_per_pair(params.patch_size, params.s2_level, params.mode),
         "pairs": [pairing_json(p) for p in pairings],
     }
@@ -89,9 +91,12 @@ def summary(plan: dict) -> str:
         f"patches: {p['paired']} pairs of {p['sampled']} sampled ({p['asked']} asked); dropped {p['dropped'] or 'none'}",
         f"Δt (S1 - S2): median |Δt| {dt['median_abs_hours']} h over {dt['n']} pairs",
     ]
+    size = f"{plan['request_bytes'] / 1e6:.1f} MB a pair as Earth Engine counts it" if "request_bytes" in plan else ""
     if plan["requests"]:
-        lines.append(f"computePixels requests: {plan['requests']}")
+        lines.append(f"computePixels requests: {plan['requests']} ({size}; limit "
+                     f"{limits.COMPUTE_PIXELS_MAX_BYTES / 1e6:.1f} MB)")
     if plan["tasks"]:
-        lines.append(f"export tasks: {plan['tasks']} (up to {PAIRS_PER_TASK} pairs each)")
+        per = plan.get("pairs_per_task", limits.PAIRS_PER_TASK)
+        lines.append(f"export tasks: {plan['tasks']} (up to {per} pairs each; {size})")
     lines.append(f"estimated size: {plan['estimated_bytes'] / 1e6:.1f} MB")
     return "\n".join(lines)

@@ -127,6 +127,10 @@ def test_highvolume_run_then_preprocess(ee_server, tmp_path):
     assert body["grid"]["affineTransform"]["scaleX"] == 10 and body["grid"]["affineTransform"]["translateX"] % 320 == 0
     loads = {c["id"] for c in find_calls(body["expression"], "Image.load")}
     assert any(i.startswith("GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED/") for i in loads)
+    # S1, S2 and cs_cdf filled outside their footprints too: no pixel left masked (undefined)
+    unmasks = find_calls(body["expression"], "Image.unmask")
+    constant = lambda v: v.args["value"] if hasattr(v, "args") else v  # noqa: E731  (ee.Image(c) or c)
+    assert sorted((constant(u["value"]), u.get("sameFootprint")) for u in unmasks) == [(-9999, False), (0, False), (0, False)]
     pair = raw_archive.read_pair(pairs[0])
     assert pair.meta.source == "ee-highvolume" and abs(pair.meta.dt_hours) <= 72 and pair.shape == (32, 32)
     from senclr.pipeline.preprocess import preprocess
@@ -421,3 +425,17 @@ def test_negative_poll_interval_exits_2(ee_server, gcs, tmp_path):
     n = len(ee_server.requests)
     r = CliRunner().invoke(cli, ["export", *args])
     assert r.exit_code == 2 and "--poll-seconds" in r.output and len(ee_server.requests) == n
+
+
+def test_a_patch_earth_engine_would_refuse_is_refused_before_any_request(ee_server, tmp_path):
+    args = [a for a in ARGS if a not in ("--patch-size", "32")]
+    for mode in ("highvolume", "batch"):
+        out = str(tmp_path / mode)
+        r = _invoke(["run", *args, "--patch-size", "1024", "--out", out if mode == "highvolume" else "gs://b/x",
+                     "--ee-api-url", ee_server.url, "--mode", mode])
+        assert r.exit_code == 2 and "56,623,104 bytes" in r.output and "--patch-size 964" in r.output, r.output
+    r = _invoke(["plan", *args, "--patch-size", "994", "--s2-collection", "l2a", "--out", str(tmp_path / "p"),
+                 "--ee-api-url", ee_server.url])
+    assert r.exit_code == 2 and "--patch-size 992" in r.output
+    assert not ee_server.calls("image:computePixels") and not ee_server.calls("value:compute")
+    assert not os.path.exists(tmp_path / "highvolume") and not os.path.exists(tmp_path / "p")
