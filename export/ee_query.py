@@ -157,36 +157,49 @@ def pair_image(pairing: Pairing, s2_level: str) -> ee.Image:
     return s1.addBands(s2).addBands(cs)
 
 
+def affine_transform(p: Patch) -> dict:
+    """The patch grid as computePixels' ``affineTransform``: ``Patch.transform`` (north up, y
+    scale negative) is the one definition both modes cut on."""
+    a, b, c, d, e, f = p.transform
+    return {"scaleX": a, "shearX": b, "translateX": c, "shearY": d, "scaleY": e, "translateY": f}
+
+
+def patch_projection(p: Patch) -> ee.Projection:
+    """The patch grid as an Earth Engine projection: the CRS with ``Patch.transform`` as crsTransform."""
+    return ee.Projection(p.crs, list(p.transform))
+
+
 def pixels_request(pairing: Pairing, s2_level: str) -> dict:
     """The computePixels request of one pair: the pair image on the patch's UTM grid, as NPY."""
     p: Patch = pairing.patch
     return {
         "expression": pair_image(pairing, s2_level),
         "fileFormat": "NPY",
-        "grid": {
-            "dimensions": {"width": p.size_px, "height": p.size_px},
-            "affineTransform": {"scaleX": p.scale, "shearX": 0, "translateX": p.x0,
-                                "shearY": 0, "scaleY": -p.scale, "translateY": p.y0},
-            "crsCode": p.crs,
-        },
+        "grid": {"dimensions": {"width": p.size_px, "height": p.size_px}, "affineTransform": affine_transform(p),
+                 "crsCode": p.crs},
     }
 
 
 def patch_samples(pairing: Pairing, s2_level: str) -> ee.FeatureCollection:
     """One feature holding the whole patch: every band as a [P, P] array, cut on the patch grid.
 
-    The pair image is reprojected onto the patch's own UTM grid (``crsTransform``), turned into
-    P x P neighbourhood arrays with a fixed kernel whose focus is pixel (P/2, P/2), and sampled at
-    that pixel's centre, so the arrays cover exactly the patch's cells (batch mode's format).
+    The pair image is reprojected onto the patch grid (``patch_projection``: the same transform
+    computePixels gets), turned into P x P neighbourhood arrays with a fixed kernel whose focus
+    is pixel (P/2, P/2), and sampled at that pixel's centre *in the patch grid itself*, so the
+    arrays cover exactly the patch's cells, north up, row for row as in high-volume mode.
+    (Sampling with ``scale=`` and a bare CRS would use that CRS's identity transform, y up: the
+    arrays would come out flipped north-south and a row off.) A point has no area to subsample,
+    so no ``numPixels``.
     """
     p: Patch = pairing.patch
     half = p.size_px // 2
     kernel = ee.Kernel.fixed(p.size_px, p.size_px, [[1] * p.size_px] * p.size_px, half, half, False)
-    image = pair_image(pairing, s2_level).reproject(crs=p.crs, crsTransform=list(p.transform))
-    focus = ee.Geometry.Point([p.x0 + (half + 0.5) * p.scale, p.y0 - (half + 0.5) * p.scale], p.crs)
-    return image.neighborhoodToArray(kernel).sample(
-        region=focus, scale=p.scale, projection=p.crs, numPixels=1, dropNulls=False,
-    ).map(lambda f: f.set("pair_id", pairing.pair_id))
+    grid = patch_projection(p)
+    a, _, c, _, e, f = p.transform
+    focus = ee.Geometry.Point([c + (half + 0.5) * a, f + (half + 0.5) * e], p.crs)
+    image = pair_image(pairing, s2_level).reproject(grid)
+    return image.neighborhoodToArray(kernel).sample(region=focus, projection=grid, dropNulls=False).map(
+        lambda f: f.set("pair_id", pairing.pair_id))
 
 
 def task_collection(pairings: list[Pairing], s2_level: str) -> ee.FeatureCollection:

@@ -439,3 +439,25 @@ def test_a_patch_earth_engine_would_refuse_is_refused_before_any_request(ee_serv
     assert r.exit_code == 2 and "--patch-size 992" in r.output
     assert not ee_server.calls("image:computePixels") and not ee_server.calls("value:compute")
     assert not os.path.exists(tmp_path / "highvolume") and not os.path.exists(tmp_path / "p")
+
+
+def test_batch_and_highvolume_ask_for_the_same_north_up_grid(ee_server, tmp_path, gcs):
+    """On the expressions sent: each batch patch is reprojected onto, and sampled in, exactly the
+    grid computePixels gets for the same pair (north up), with no scale or numPixels beside it."""
+    assert _invoke(["run", *ARGS, "--out", str(tmp_path / "hv"), "--ee-api-url", ee_server.url,
+                    "--mode", "highvolume"]).exit_code == 0
+    highvolume = set()
+    for call in ee_server.calls("image:computePixels"):
+        t = call.body["grid"]["affineTransform"]
+        assert t["scaleY"] < 0 and call.body["grid"]["crsCode"] == "EPSG:32632"  # north up
+        highvolume.add((t["scaleX"], t.get("shearX", 0), t["translateX"], t.get("shearY", 0), t["scaleY"], t["translateY"]))
+    r = _invoke(["run", *ARGS, "--out", f"{gcs}/{tmp_path.name}", "--ee-api-url", ee_server.url, "--mode", "batch",
+                 "--poll-seconds", "0"])
+    assert r.exit_code == 0, r.output
+    expr = ee_server.calls("table:export")[0].body["expression"]
+    samples, reprojections = find_calls(expr, "Image.sample"), find_calls(expr, "Image.reproject")
+    assert len(samples) == len(reprojections) == len(highvolume) == 12
+    grid = lambda proj: (proj.args["crs"], tuple(proj.args["transform"]))  # noqa: E731
+    sampled = {grid(s["projection"]) for s in samples}
+    assert sampled == {grid(r["crs"]) for r in reprojections} == {("EPSG:32632", t) for t in highvolume}
+    assert all("scale" not in s and "numPixels" not in s for s in samples)
