@@ -6,7 +6,6 @@ and Beam load only inside the commands.
 
 from __future__ import annotations
 
-import functools
 import json
 
 import click
@@ -91,12 +90,12 @@ def run(mode, poll_seconds, beam_args, **kwargs):
         from .highvolume import worker_processes
 
         worker_processes(list(beam_args))  # Dataflow without --max_num_workers: refused before any request
-    from .run import ExportIncomplete, PairingMismatch
+    from .run import ExportIncomplete
     from .run import run as run_export
 
     try:
         counts = run_export(params, list(beam_args), poll_seconds)
-    except (ExportIncomplete, PairingMismatch) as e:
+    except ExportIncomplete as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"done {counts['done']} of {counts['planned']} pairs into {params.out}")
 
@@ -125,6 +124,8 @@ def status(out, project, ee_api_url, ee_credentials, offline):
         click.echo("tasks: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(s["tasks"].items())))
     for reason, n in sorted(s["failure_reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n} x {reason}")
+    if s["dropped_when_planning"]:
+        click.echo("left out when planning: " + ", ".join(f"{n} x {r}" for r, n in sorted(s["dropped_when_planning"].items())))
 
 
 @click.command()

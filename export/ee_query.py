@@ -16,6 +16,7 @@ from shapely.geometry import mapping, shape
 from senclr.bands import CLOUD_SCORE_PLUS, S1_BANDS, S1_GRD, s2_collection
 from senclr.errors import InputError
 
+from .geodesic import densify
 from .grid import Patch
 from .pairing import Pairing, Scene
 
@@ -45,13 +46,20 @@ def s2_images(params) -> ee.ImageCollection:
     )
 
 
+def _instant(d, pad: timedelta) -> str:
+    """Midnight UTC of date ``d`` shifted by ``pad``, exactly: a date when whole, else date and time
+    (``date - timedelta(days=1.5)`` would silently drop the half day)."""
+    t = datetime(d.year, d.month, d.day, tzinfo=timezone.utc) + pad
+    return t.date().isoformat() if t.time() == datetime.min.time() else t.strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def s1_images(params) -> ee.ImageCollection:
     """IW scenes with both VV and VH, over the dates widened by Δt on each side."""
     pad = timedelta(days=params.max_dt_days)
     return (
         ee.ImageCollection(S1_GRD.ee_id)
         .filterBounds(ee_geometry(params.region))
-        .filterDate(_date(params.start - pad), _date(params.end + pad))
+        .filterDate(_instant(params.start, -pad), _instant(params.end, pad))
         .filter(ee.Filter.eq("instrumentMode", "IW"))
         .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
         .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH"))
@@ -91,7 +99,7 @@ def parse_scenes(rows: list, sensor: str) -> list[Scene]:
         p = row["properties"]
         scenes.append(Scene(
             id=p["id"], time=datetime.fromtimestamp(p["time"] / 1000, timezone.utc),
-            footprint=shapely.make_valid(shape(row["geometry"])),
+            footprint=densify(shapely.make_valid(shape(row["geometry"]))),  # edges geodesic, as EE tests them
             orbit=p.get("orbit"), relative_orbit=p.get("relative_orbit"),
             cloud_pct=p.get("cloud_pct"), crs=p.get("crs"), tile=p.get("tile"),
         ))
@@ -128,14 +136,28 @@ def server_side_s1(pairings: list[Pairing], params) -> ee.List:
     return patches.map(best).aggregate_array("row")
 
 
-def check_agreement(pairings: list[Pairing], params, chunk: int = 500) -> list[str]:
-    """Pair ids where Earth Engine's join picks another S1 scene ("" for none) than the Python policy."""
-    disagree = []
-    for i in range(0, len(pairings), chunk):
-        part = pairings[i : i + chunk]
-        picked = dict(server_side_s1(part, params).getInfo())  # keyed by pair id: order-proof
+AGREEMENT_CHUNK = 100  # pairs per agreement request: Earth Engine limits concurrent aggregations per request
+_SPLIT_ON = ("too many concurrent aggregations", "memory limit", "out of memory")
+
+
+def check_agreement(pairings: list[Pairing], params, chunk: int = AGREEMENT_CHUNK) -> list[str]:
+    """Pair ids where Earth Engine's join picks another S1 scene ("" for none) than the Python policy.
+
+    A chunk Earth Engine refuses as too heavy (too many concurrent aggregations, memory) is
+    halved and asked again; any other error, or a single pair refused, is raised.
+    """
+    disagree, todo = [], [pairings[i : i + chunk] for i in range(0, len(pairings), chunk)]
+    while todo:
+        part = todo.pop()
+        try:
+            picked = dict(server_side_s1(part, params).getInfo())  # keyed by pair id: order-proof
+        except ee.EEException as e:
+            if len(part) > 1 and any(m in str(e).lower() for m in _SPLIT_ON):
+                todo += [part[len(part) // 2 :], part[: len(part) // 2]]
+                continue
+            raise
         disagree += [p.pair_id for p in part if picked.get(p.pair_id) != p.s1.id]
-    return disagree
+    return sorted(disagree)
 
 
 def pair_image(pairing: Pairing, s2_level: str) -> ee.Image:

@@ -21,6 +21,7 @@ from .grid import Patch
 
 NO_S2 = "no S2 scene contains the patch"
 NO_S1 = "no S1 scene within max-dt contains the patch"
+PAIRING_DISAGREEMENT = "pairing_disagreement"  # Earth Engine's join picked another S1 scene (or none)
 
 
 @dataclass(frozen=True)

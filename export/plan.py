@@ -18,7 +18,7 @@ from senclr.pair import PairMeta, meta_from_plan_entry
 
 from . import ee_query, limits
 from .grid import Patch, sample_patches
-from .pairing import Pairing, Scene, dt_histogram, pair_patches
+from .pairing import PAIRING_DISAGREEMENT, Pairing, Scene, dt_histogram, pair_patches
 
 SOURCE = {"highvolume": "ee-highvolume", "batch": "ee-batch"}
 
@@ -59,12 +59,27 @@ def pair_meta(d: dict, mode: str) -> PairMeta:
     return meta_from_plan_entry(d, SOURCE[mode])
 
 
+def agreed(pairings: list[Pairing], params) -> tuple[list[Pairing], list[Pairing]]:
+    """(the pairings Earth Engine's own join also picks, the others).
+
+    The policy mirrors the join (geodesic footprints, nearest in time, ties to the smaller id),
+    but saveBest documents no tie-break and geometry tests can differ at the last metre: a pair
+    the two sides disagree on is left out, counted and named in the plan, never exported.
+    """
+    disagree = set(ee_query.check_agreement(pairings, params)) if pairings else set()
+    return ([p for p in pairings if p.pair_id not in disagree],
+            [p for p in pairings if p.pair_id in disagree])
+
+
 def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
-    """Query scenes (one getInfo), sample patches, pair them: (plan, S2 scenes, S1 scenes, pairings)."""
+    """Query scenes (one getInfo), sample patches, pair them, check the pairs against Earth
+    Engine's join: (plan, S2 scenes, S1 scenes, pairings)."""
     s2, s1 = ee_query.fetch_scenes(params)
     footprints = [(s.id, s.crs, s.footprint) for s in s2 if s.crs]
     samples = sample_patches(params.region, footprints, params.patches, params.patch_size, params.scale, params.seed)
     pairings, dropped = pair_patches(samples, s2, s1, params.max_dt_hours)
+    pairings, disagreed = agreed(pairings, params)
+    dropped += [(p.patch, PAIRING_DISAGREEMENT) for p in disagreed]
     reasons = dict(Counter(reason for _, reason in dropped))
     per_task = limits.pairs_per_task(params.patch_size, params.s2_level)
     n = len(pairings)
@@ -74,6 +89,7 @@ def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
         "scenes": {"s2": len(s2), "s1": len(s1)},
         "patches": {"asked": params.patches, "sampled": len(samples), "paired": n, "dropped": reasons},
         "dt_hours": dt_histogram(pairings),
+        "pairing_disagreements": sorted(p.pair_id for p in disagreed),
         "requests": n if params.mode == "highvolume" else 0,
         "request_bytes": limits.request_bytes(params.patch_size, params.s2_level),
         "pairs_per_task": per_task,

@@ -8,16 +8,12 @@ from senclr import manifest as manifest_lib
 from senclr.bands import S1_BANDS, s2_collection
 from senclr.errors import InputError
 
-from . import ee_query, ee_session, ledger
+from . import ee_session, ledger
 from .plan import make_plan
 
 
 class ExportIncomplete(RuntimeError):
     """Some pairs failed after Earth Engine's retries; they are in the ledger and a rerun retries them."""
-
-
-class PairingMismatch(RuntimeError):
-    """Earth Engine's join and the Python policy picked different S1 scenes: nothing is started."""
 
 
 def connect(params) -> None:
@@ -32,12 +28,11 @@ def planned(params) -> dict:
         return plan
     plan, _, _, pairings = make_plan(params)
     if not pairings:
-        raise InputError("no S1/S2 pairs in that region and date range (see `senclr export plan`): "
+        lost = len(plan["pairing_disagreements"])
+        why = (f" (Earth Engine's join disagreed with senclr's pairing on all {lost}: please report this)"
+               if lost else "")
+        raise InputError(f"no S1/S2 pairs in that region and date range{why} (see `senclr export plan`): "
                          "widen the dates, raise --max-dt or --s2-max-cloud, or choose another region")
-    disagree = ee_query.check_agreement(pairings, params)
-    if disagree:
-        raise PairingMismatch(f"Earth Engine's join and senclr's pairing policy disagree on {len(disagree)} pairs "
-                           f"(e.g. {disagree[0]}); nothing was started. Please report this.")
     ledger.write_plan(params.out, plan)
     return plan
 
@@ -94,7 +89,7 @@ def status(out: str, connection: dict | None = None) -> dict:
     reasons = Counter(r["reason"][:120] for r in ledger.failures(out).values())
     states = Counter(t["state"] for t in ledger.tasks(out).values())
     return {"counts": ledger.counts(out, plan), "failure_reasons": dict(reasons), "mode": plan["parameters"]["mode"],
-            "tasks": dict(states)}
+            "tasks": dict(states), "dropped_when_planning": plan["patches"].get("dropped", {})}
 
 
 def cancel(out: str, connection: dict) -> list[str]:

@@ -101,7 +101,7 @@ def test_plan_starts_nothing_and_writes_plan_and_map(ee_server, tmp_path):
     assert all(abs(p["dt_hours"]) <= 72 for p in plan["pairs"])
     assert "folium" in open(os.path.join(out, "plan.html")).read().lower()
     assert not ee_server.calls("image:computePixels", status=None) and not ee_server.calls("image:export", status=None)
-    [query] = [r.body["expression"] for r in ee_server.calls("value:compute") if find_calls(r.body["expression"], "ImageCollection.load")]
+    query = [r.body["expression"] for r in ee_server.calls("value:compute") if find_calls(r.body["expression"], "ImageCollection.load")][0]  # the scene query; the join check follows
     ids = {c["id"] for c in find_calls(query, "ImageCollection.load")}
     assert ids == {"COPERNICUS/S2_HARMONIZED", "COPERNICUS/S1_GRD", "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"}
     assert {"leftField": "CLOUDY_PIXEL_PERCENTAGE", "rightValue": 30.0} in find_calls(query, "Filter.greaterThan")
@@ -291,17 +291,66 @@ def test_cancel_stops_running_tasks(ee_server, gcs, tmp_path):
     assert ledger.tasks(out)[record["name"]]["state"] == "CANCELLED"
 
 
-def test_plans_are_stable_and_disagreement_starts_nothing(ee_server, tmp_path):
+def test_plans_are_stable_and_a_disagreement_drops_that_pair_only(ee_server, tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     for out in (a, b):
         assert _invoke(["plan", *ARGS, "--out", out, "--ee-api-url", ee_server.url]).exit_code == 0
     ids = [[p["pair_id"] for p in json.load(open(os.path.join(o, "plan.json")))["pairs"]] for o in (a, b)]
     assert ids[0] == ids[1]
 
-    ee_server.compute = lambda e: [[r[0], "S1B_other"] for r in _join_answer(e)] if find_calls(e, "Join.saveBest") else _compute(e)
-    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(tmp_path / "raw"), "--ee-api-url", ee_server.url])
-    assert r.exit_code == 1 and "disagree" in r.output
-    assert not ee_server.calls("image:computePixels", status=None)
+    odd = sorted(ids[0])[3]  # Earth Engine's join picks another S1 scene for this one pair
+    ee_server.compute = lambda e: ([[r[0], "S1B_other" if r[0] == odd else r[1]] for r in _join_answer(e)]
+                                   if find_calls(e, "Join.saveBest") else _compute(e))
+    out = str(tmp_path / "raw")
+    r = _invoke(["run", *ARGS, "--out", out, "--ee-api-url", ee_server.url, "--mode", "highvolume"])
+    assert r.exit_code == 0, r.output
+    plan = json.load(open(os.path.join(out, "ledger", "plan.json")))
+    assert plan["pairing_disagreements"] == [odd] and plan["patches"]["dropped"]["pairing_disagreement"] == 1
+    assert odd not in {p["pair_id"] for p in plan["pairs"]} and len(plan["pairs"]) == 11
+    assert len(ee_server.calls("image:computePixels")) == 11
+    r = _invoke(["status", "--out", out, "--offline"])
+    assert "1 x pairing_disagreement" in r.output
+
+    ee_server.compute = lambda e: ([[r[0], ""] for r in _join_answer(e)] if find_calls(e, "Join.saveBest") else _compute(e))
+    r = CliRunner().invoke(cli, ["export", "run", *ARGS, "--out", str(tmp_path / "raw2"), "--ee-api-url", ee_server.url])
+    assert r.exit_code == 2 and "disagreed with senclr's pairing on all 12" in r.output
+
+
+def test_an_agreement_chunk_too_heavy_for_earth_engine_is_halved(ee_server, tmp_path):
+    sizes = []
+
+    def heavy(e):
+        if not find_calls(e, "Join.saveBest"):
+            return _compute(e)
+        rows = _join_answer(e)
+        sizes.append(len(rows))
+        if len(rows) > 3:
+            raise Fault(400, "Too many concurrent aggregations.")
+        return rows
+
+    ee_server.compute = heavy
+    out = str(tmp_path / "p")
+    r = _invoke(["plan", *ARGS, "--out", out, "--ee-api-url", ee_server.url])
+    assert r.exit_code == 0, r.output
+    assert sizes[0] == 12 and max(sizes[1:]) <= 6 and sum(n for n in sizes if n <= 3) == 12
+    assert json.load(open(os.path.join(out, "plan.json")))["pairing_disagreements"] == []
+
+    def broken(e):
+        if find_calls(e, "Join.saveBest"):
+            raise Fault(400, "Collection.loadTable: Table not found.")
+        return _compute(e)
+
+    ee_server.compute = broken
+    r = CliRunner().invoke(cli, ["export", "plan", *ARGS, "--out", str(tmp_path / "q"), "--ee-api-url", ee_server.url])
+    assert r.exit_code != 0 and "Table not found" in (r.output + repr(r.exception))
+
+
+def test_fractional_max_dt_widens_the_s1_window_exactly(ee_server, tmp_path):
+    args = [*ARGS, "--max-dt", "1.5"]
+    assert _invoke(["plan", *args, "--out", str(tmp_path / "p"), "--ee-api-url", ee_server.url]).exit_code == 0
+    query = [r.body["expression"] for r in ee_server.calls("value:compute") if find_calls(r.body["expression"], "ImageCollection.load")][0]  # the scene query; the join check follows
+    ranges = {(c["leftValue"].args["start"], c["leftValue"].args["end"]) for c in find_calls(query, "Filter.dateRangeContains")}
+    assert ("2021-05-30T12:00:00", "2021-07-02T12:00:00") in ranges
 
 
 def test_missing_project_says_how_to_authenticate(ee_server, tmp_path):
