@@ -110,6 +110,17 @@ def decode_pair(record: bytes, plan: ExportPlan, source: str) -> PatchPair | Cas
     return PatchPair(meta=meta, s1=s1, s2=s2, cloud=cloud, s2_bands=plan.s2_bands, origin=source)
 
 
+def pair_ids(uri: str) -> list[str]:
+    """The pair ids of one shard's records, in order (what a finished task really wrote)."""
+    ids = []
+    for record in tfrecord.read_file(uri):
+        try:
+            ids.append(decode_example(record, arrays=True)["pair_id"][0].decode())
+        except Exception:  # noqa: BLE001 - an unreadable record holds no pair we can count
+            continue
+    return ids
+
+
 def read_shard(uri: str, plan: ExportPlan) -> Iterator[PatchPair | Casualty]:
     """Every record of one shard as a PatchPair or Casualty; raises (CorruptRecordError, OSError)
     where the file itself is damaged or gone, after yielding what came before."""

@@ -11,12 +11,17 @@ already started, so a run killed between "submit" and "saved the answer" resubmi
 creating a second task. At most ``--max-concurrent`` tasks are queued or running at once; a
 failed task is resubmitted (new attempt, new request id) up to MAX_ATTEMPTS times, keeping each
 failure's reason.
+
+No pair is counted that was not written: once a task succeeds, its TFRecord files are read back
+for the pair ids they hold (the export's machine reads the task's output once); planned pairs
+missing from them are failed with a reason, and the next run exports them in a follow-up task.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
 from tqdm import tqdm
@@ -39,11 +44,47 @@ def task_records(out: str, plan: dict) -> list[dict]:
     per = plan.get("pairs_per_task", PAIRS_PER_TASK)  # plans made before the byte cap: 1000
     for i in range(0, len(plan["pairs"]), per):
         name = f"senclr-{digest}-{i // per:05d}"
-        records.append(saved.get(name) or {
-            "name": name, "pair_ids": [p["pair_id"] for p in plan["pairs"][i : i + per]],
-            "first": i, "attempts": 0, "state": "PLANNED", "operation": None, "errors": [],
-        })
-    return records
+        records.append(saved.get(name) or _new_record(name, [p["pair_id"] for p in plan["pairs"][i : i + per]], i))
+    grouped = {r["name"] for r in records}
+    return records + [r for name, r in sorted(saved.items()) if name not in grouped]  # follow-ups of missing pairs
+
+
+def _new_record(name: str, pair_ids: list[str], first: int | None = None) -> dict:
+    return {"name": name, "pair_ids": pair_ids, "first": first, "attempts": 0, "state": "PLANNED",
+            "operation": None, "errors": []}
+
+
+def task_files(out: str, name: str) -> list[str]:
+    """The TFRecord files task ``name`` wrote: ``<name>.tfrecord.gz`` or ``<name>-<digits>...``
+    (a follow-up task, ``<name>-r1``, is not one of them)."""
+    pattern = re.compile(re.escape(name) + r"(?:-\d[^/]*)?\.tfrecord(?:\.gz)?$")
+    return [u for u in storage.list_files(storage.join(out, "tasks")) if pattern.fullmatch(u.rsplit("/", 1)[-1])]
+
+
+def verify(out: str, record: dict) -> None:
+    """After a task succeeded: the pair ids its files really hold. Planned pairs missing from them
+    are failed in the ledger, with the reason, and a rerun exports them again (``follow_up``)."""
+    from senclr.raw_ee_table import pair_ids
+
+    found = {i for uri in task_files(out, record["name"]) for i in pair_ids(uri)}
+    record["written"] = [i for i in record["pair_ids"] if i in found]
+    record["missing"] = [i for i in record["pair_ids"] if i not in found]
+    for i in record["missing"]:
+        ledger.mark_failed(out, i, f"missing_from_output: task {record['name']} succeeded but its files hold no "
+                                   f"record of this pair")
+    ledger.save_task(out, record["name"], record)
+
+
+def follow_up(out: str, record: dict) -> dict | None:
+    """A new task for the pairs a succeeded task left out (once per task, MAX_ATTEMPTS deep)."""
+    if not record.get("missing") or record.get("follow_up") or record["name"].count("-r") >= MAX_ATTEMPTS:
+        return None
+    name = f"{record['name']}-r1"
+    record["follow_up"] = name
+    new = _new_record(name, list(record["missing"]))
+    ledger.save_task(out, name, new)
+    ledger.save_task(out, record["name"], record)
+    return new
 
 
 def _request_id(record: dict) -> str:
@@ -54,7 +95,8 @@ def _submit(out: str, plan: dict, record: dict, params) -> None:
     import ee
 
     bucket, prefix = storage.split_gcs(storage.join(out, "tasks", record["name"]))
-    pairings = [pairing_from_json(p) for p in plan["pairs"][record["first"] : record["first"] + len(record["pair_ids"])]]
+    by_id = {p["pair_id"]: p for p in plan["pairs"]}
+    pairings = [pairing_from_json(by_id[i]) for i in record["pair_ids"]]
     config = ee_query.table_export_config(pairings, params.s2_level, bucket, prefix, record["name"])
     if record["state"] not in ("SUBMITTING",):  # a new attempt; SUBMITTING reuses its request id
         record["attempts"] += 1
@@ -106,6 +148,7 @@ def run(params, plan: dict, poll_seconds: float = 15.0, progress: bool = True) -
     for r in records:  # a new run gives tasks that failed for good (or were cancelled) new attempts
         if r.get("final"):
             r.update(final=False, state="FAILED", budget=r["attempts"] + MAX_ATTEMPTS)
+    records += [f for f in (follow_up(params.out, r) for r in list(records)) if f]
     bar = tqdm(total=len(records), desc="export tasks", unit="task", disable=not progress)
     bar.update(sum(r["state"] == "SUCCEEDED" for r in records))
     while True:
@@ -113,6 +156,8 @@ def run(params, plan: dict, poll_seconds: float = 15.0, progress: bool = True) -
             if r["operation"] and r["state"] not in TERMINAL:
                 _poll(params.out, r)
                 bar.update(r["state"] == "SUCCEEDED")
+            if r["state"] == "SUCCEEDED" and "written" not in r:
+                verify(params.out, r)
         active = sum(r["state"] in ("SUBMITTING", "PENDING", "RUNNING") for r in records)
         for r in records:
             retry = r["state"] == "FAILED" and not r.get("final")

@@ -55,7 +55,9 @@ def check_same_plan(out: str, identity: dict) -> dict | None:
 def done_ids(out: str) -> set[str]:
     """Pairs whose metadata (written last) is in the archive, or whose batch task succeeded."""
     stored = {uri.rsplit("/", 1)[-1][: -len(".json")] for uri in raw_archive.list_pairs(out)}
-    return stored | {i for t in tasks(out).values() if t["state"] == "SUCCEEDED" for i in t["pair_ids"]}
+    # a verified task counts the pairs its files hold; one not verified yet (a ledger from before
+    # verification, or read by `status` before `run` checked it) its planned pairs
+    return stored | {i for t in tasks(out).values() if t["state"] == "SUCCEEDED" for i in t.get("written", t["pair_ids"])}
 
 
 def mark_failed(out: str, pair_id: str, reason: str) -> None:

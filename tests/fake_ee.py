@@ -8,7 +8,8 @@ algorithms.json shipped in the `earthengine-api` wheel (DESIGN.md section 5) and
   POST /v1/projects/P/value:compute        -> {"result": server.compute(expression)}
   POST /v1/projects/P/image:computePixels  -> np.save bytes of server.compute_pixels(body)
   POST /v1/projects/P/{image,table}:export -> an Operation; the same requestId gives the same one
-  GET  /v1/projects/P/operations[/ID]      -> Operations stepping through server.script(body)
+  GET  /v1/projects/P/operations[/ID]      -> Operations stepping through server.script(body);
+                                              server.on_success(body) runs once a task succeeds
   POST /v1/projects/P/operations/ID:cancel -> state CANCELLED
   POST /token                              -> an OAuth token (for service-account keys whose
                                               token_uri points here)
@@ -151,6 +152,7 @@ class FakeEE:
         self.compute: Callable[[dict], Any] = constant_compute
         self.compute_pixels: Callable[[dict], np.ndarray] = _no_pixels
         self.script: Callable[[dict], Any] = lambda body: DEFAULT_SCRIPT  # export body -> states
+        self.on_success: Callable[[dict], None] | None = None  # export body -> side effect (write the files)
         self.unauthorized = False
         self.page_size = 1000  # operations.list page size cap, lower it to exercise pageToken
         self.requests: list[Request] = []
@@ -312,6 +314,9 @@ class FakeEE:
         if state == "FAILED":
             op["error"] = step.get("error", {"code": 13, "message": "fake Earth Engine: export failed"})
         if state == "SUCCEEDED":
+            if self.on_success and not rec.get("wrote"):  # what the task writes appears as it succeeds
+                rec["wrote"] = True
+                self.on_success(rec["body"])
             gcs = rec["body"].get("fileExportOptions", {}).get("cloudStorageDestination", {})
             if gcs:
                 meta["destinationUris"] = [f"https://console.developers.google.com/storage/browser/"

@@ -81,10 +81,28 @@ def _pixels(body):
     return arr
 
 
+def write_task_output(body, drop=()):
+    """What a table export task writes on success: a gzip'd TFRecord of one Example per pair
+    (``pair_id`` and the bands) under its Cloud Storage prefix; pair ids in ``drop`` left out."""
+    import gzip
+
+    from senclr import storage, tfrecord
+    from senclr.example_proto import encode_example
+
+    dest = body["fileExportOptions"]["cloudStorageDestination"]
+    ids = [c["value"] for c in find_calls(body["expression"], "Element.set") if c.get("key") == "pair_id"]
+    names = body["fileExportOptions"].get("selectors") or body.get("selectors") or []
+    bands = [n for n in names if n != "pair_id"] or ["VV"]
+    records = [encode_example({"pair_id": i, **{b: [0.0] for b in bands}}) for i in ids if i not in drop]
+    uri = f"gs://{dest['bucket']}/{dest['filenamePrefix']}.tfrecord.gz"
+    storage.write_bytes(uri, gzip.compress(tfrecord.encode_file(records)))
+
+
 @pytest.fixture
 def ee_server(fake_ee_server):
     fake_ee_server.compute = _compute
     fake_ee_server.compute_pixels = _pixels
+    fake_ee_server.on_success = lambda body: write_task_output(body) if "fileExportOptions" in body else None
     return fake_ee_server
 
 
@@ -510,3 +528,33 @@ def test_batch_and_highvolume_ask_for_the_same_north_up_grid(ee_server, tmp_path
     sampled = {grid(s["projection"]) for s in samples}
     assert sampled == {grid(r["crs"]) for r in reprojections} == {("EPSG:32632", t) for t in highvolume}
     assert all("scale" not in s and "numPixels" not in s for s in samples)
+
+
+def test_a_pair_missing_from_a_succeeded_task_is_failed_then_exported_again(ee_server, gcs, tmp_path):
+    from senclr.export import ledger
+
+    lost = []
+
+    def lossy(body):  # the first task's files lack one of its pairs
+        if not lost:
+            ids = [c["value"] for c in find_calls(body["expression"], "Element.set") if c.get("key") == "pair_id"]
+            lost.append(ids[2])
+        write_task_output(body, drop=lost if len(ee_server.calls("table:export")) == 1 else ())
+
+    ee_server.on_success = lossy
+    args = ["run", *ARGS, "--out", f"{gcs}/{tmp_path.name}", "--ee-api-url", ee_server.url, "--mode", "batch",
+            "--poll-seconds", "0"]
+    r = CliRunner().invoke(cli, ["export", *args])
+    out = f"{gcs}/{tmp_path.name}"
+    assert r.exit_code == 1 and "1 of 12 pairs failed" in r.output, r.output
+    assert list(ledger.failures(out)) == lost and "missing_from_output" in ledger.failures(out)[lost[0]]["reason"]
+    assert ledger.counts(out, ledger.read_plan(out)) == {"planned": 12, "done": 11, "failed": 1, "pending": 0}
+    assert manifest.read(out, kind="raw")["counts"] == {"read": 12, "kept": 11, "rejected": {"missing_from_output": 1}}
+
+    r = CliRunner().invoke(cli, ["export", *args])  # the rerun exports the lost pair in a follow-up task
+    assert r.exit_code == 0, r.output
+    follow = [c.body for c in ee_server.calls("table:export")][-1]
+    assert [c["value"] for c in find_calls(follow["expression"], "Element.set") if c.get("key") == "pair_id"] == lost
+    assert follow["description"].endswith("-r1")
+    assert manifest.read(out, kind="raw")["counts"]["kept"] == 12 and not ledger.failures(out)
+
