@@ -23,12 +23,14 @@ _COMMON = [
     click.option("--s2-max-cloud", default=30.0, show_default=True, type=float, help="Largest scene CLOUDY_PIXEL_PERCENTAGE."),
     click.option("--min-clear", default=0.8, show_default=True, type=float, help="Smallest share of Cloud Score+ clear pixels a patch should have (recorded for preprocessing)."),
     click.option("--cs-threshold", default=0.6, show_default=True, type=float, help="cs_cdf at or above which a pixel is clear."),
-    click.option("--patch-size", default=128, show_default=True, type=int, help="Patch side in pixels (even, 16-1024)."),
+    click.option("--patch-size", default=128, show_default=True, type=int, help="Patch side in pixels (even, 16-964 for L1C, 16-992 for L2A)."),
     click.option("--scale", default=10.0, show_default=True, type=float, help="Pixel size in metres on the S2 tile's UTM grid."),
     click.option("--patches", default=1000, show_default=True, type=int, help="How many patch pairs to plan."),
     click.option("--seed", default=0, show_default=True, type=int, help="Seed of the patch locations (same seed, same plan)."),
     click.option("--max-concurrent", default=20, show_default=True, type=int, help="Most requests (high-volume) or tasks (batch) at once; high-volume at most 40 without --force."),
     click.option("--force", is_flag=True, help="Allow a region beyond the size limit or more than 40 concurrent requests."),
+    click.option("--workload-tag", default="senclr-export", show_default=True,
+                 help="Earth Engine workload tag on every request and task: the cost shows under it in the Cloud console."),
 ]
 _EE = [
     click.option("--project", default=None, help="Cloud project registered for Earth Engine."),

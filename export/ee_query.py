@@ -7,6 +7,7 @@ checked against (``check_agreement``).
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 
 import ee
@@ -161,6 +162,12 @@ def check_agreement(pairings: list[Pairing], params, chunk: int = AGREEMENT_CHUN
 
 
 def pair_image(pairing: Pairing, s2_level: str) -> ee.Image:
+    """``scene_pair_image`` of the pairing's scenes (the expression does not depend on the patch)."""
+    return scene_pair_image(pairing.s1.id, pairing.s2.id, s2_level)
+
+
+@functools.lru_cache(maxsize=4096)
+def scene_pair_image(s1_id: str, s2_id: str, s2_level: str) -> ee.Image:
     """S1 VV/VH (float32 dB, bilinear), S2 bands (uint16), cs_cdf (float32): one stacked image.
 
     Cloud Score+ shares ``system:index`` with the S2 scene it scores. Masked pixels, inside the
@@ -168,9 +175,9 @@ def pair_image(pairing: Pairing, s2_level: str) -> ee.Image:
     S1 with S1_NODATA, cs_cdf with 0 (cloudy, so the filter drops such pixels).
     """
     s2_bands = list(s2_collection(s2_level).band_names)
-    s1 = ee.Image(f"{S1_GRD.ee_id}/{pairing.s1.id}").select(list(S1_BANDS)).resample("bilinear")
-    s2 = ee.Image(f"{s2_collection(s2_level).ee_id}/{pairing.s2.id}").select(s2_bands)
-    cs = ee.Image(f"{CLOUD_SCORE_PLUS.ee_id}/{pairing.s2.id}").select("cs_cdf")
+    s1 = ee.Image(f"{S1_GRD.ee_id}/{s1_id}").select(list(S1_BANDS)).resample("bilinear")
+    s2 = ee.Image(f"{s2_collection(s2_level).ee_id}/{s2_id}").select(s2_bands)
+    cs = ee.Image(f"{CLOUD_SCORE_PLUS.ee_id}/{s2_id}").select("cs_cdf")
     # sameFootprint=False: pixels outside a scene's footprint get the no-data value too, instead of
     # staying masked and arriving as whatever the encoder fills masked cells with (0 dB passes as S1).
     s1 = s1.unmask(S1_NODATA, False).toFloat()

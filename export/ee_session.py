@@ -142,6 +142,22 @@ def _raise_if_auth(exc: BaseException, during: str) -> None:
         raise InputError(f"Earth Engine refused the credentials {during}: {reason}. {AUTH_HELP}") from None
 
 
+def size_pool(connections: int) -> None:
+    """Let the client keep ``connections`` HTTP connections open (requests' default is 10).
+
+    With more threads than pooled connections, every extra request opens and drops a connection
+    ("Connection pool is full" in the log): a TLS handshake per request against Google. The
+    client builds its requests.Session once and offers no option for it, hence the private state.
+    """
+    import ee
+    from requests.adapters import HTTPAdapter
+
+    session = getattr(ee.data._get_state(), "requests_session", None)  # noqa: SLF001
+    if session is not None and connections > 10:
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, HTTPAdapter(pool_connections=connections, pool_maxsize=connections))
+
+
 def connect(project: str | None, credentials: str = "default", api_url: str | None = None) -> None:
     """Initialise the `ee` client for `project` at `api_url` (STANDARD_URL when None).
 

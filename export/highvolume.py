@@ -6,7 +6,7 @@ the pair's .json. Earth Engine's client retries 429/5xx itself (5 times, with ba
 still fails lands in the ledger with its reason: none is dropped silently.
 
 Concurrency: every worker process holds one semaphore of ``--max-concurrent / processes`` slots,
-shared by all the DoFn instances and threads in it, where ``processes`` is what the runner can start
+shared by all the DoFn instances and threads in it (and one pool of as many request threads), where ``processes`` is what the runner can start
 (``worker_processes``): 1 for the in-process and multi-threaded DirectRunner,
 ``--direct_num_workers`` for the multi-process one, ``--max_num_workers`` on Dataflow (required
 there, with one SDK process per VM). So the whole job never has more than --max-concurrent
@@ -81,46 +81,80 @@ def check_npy(data: bytes, size: int, s2_level: str) -> None:
         raise ValueError(f"unexpected response: {arr.dtype.names} {arr.shape}, wanted {want} ({size}, {size})")
 
 
-class FetchPairsFn(beam.DoFn):
-    """A batch of planned pairs -> their pair ids when stored; failures go to the ledger."""
+_POOLS: dict[int, ThreadPoolExecutor] = {}
 
-    def __init__(self, connection: dict, out: str, s2_level: str, mode: str, slots: int, total: int, progress: bool):
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """The process-wide request threads: twice the process's ``n`` slots, so while some threads
+    build a request or store an answer (holding no slot), others wait on the slots and keep all
+    ``n`` requests in flight. The slots, not the threads, cap the requests."""
+    with _SLOTS_LOCK:
+        return _POOLS.setdefault(n, ThreadPoolExecutor(2 * n, thread_name_prefix="computePixels"))
+
+
+class FetchPairsFn(beam.DoFn):
+    """A planned pair -> its request, started at once on the process's request threads.
+
+    ``process`` only submits: every element of a bundle is queued on the shared pool, so the
+    process keeps its ``slots`` requests in flight continuously, with no barrier between groups
+    of pairs (a group waiting for its slowest request cost a whole extra round trip). The bundle
+    finishes when its requests have; each stored pair's id is emitted then, failures go to the
+    ledger.
+    """
+
+    def __init__(self, connection: dict, out: str, s2_level: str, mode: str, slots: int, total: int, progress: bool,
+                 workload_tag: str = "senclr-export"):
         self.connection, self.out, self.s2_level, self.mode, self.slots = connection, out, s2_level, mode, slots
-        self.total, self.progress = total, progress
+        self.total, self.progress, self.workload_tag = total, progress, workload_tag
 
     def setup(self):
+        import ee
+
         # Each worker process needs its own Earth Engine session (credentials never pickled).
         ee_session.connect(**self.connection)
+        ee_session.size_pool(self.slots)
+        ee.data.setWorkloadTag(self.workload_tag)
         self.bar = tqdm(total=self.total, desc="computePixels", unit="pair", disable=not self.progress)
 
     def teardown(self):
         self.bar.close()
+
+    def start_bundle(self):
+        self.futures = []
 
     def _fetch(self, entry: dict) -> tuple[str, str | None]:
         import ee
 
         pairing = pairing_from_json(entry)
         try:
+            request = ee_query.pixels_request(pairing, self.s2_level)  # client work outside the slot
             with _slots(self.slots):
-                data = ee.data.computePixels(ee_query.pixels_request(pairing, self.s2_level))
+                data = ee.data.computePixels(request)
             check_npy(data, pairing.patch.size_px, self.s2_level)
+            npy_uri, json_uri = raw_archive.pair_uris(self.out, entry["pair_id"])
+            storage.write_bytes(npy_uri, data)
+            storage.write_text(json_uri, json.dumps(pair_meta(entry, self.mode).to_json(), sort_keys=True, indent=1))
         except Exception as e:  # noqa: BLE001 - after EE's own retries every failure is recorded
             return entry["pair_id"], f"{type(e).__name__}: {e}"[:500]
-        npy_uri, json_uri = raw_archive.pair_uris(self.out, entry["pair_id"])
-        storage.write_bytes(npy_uri, data)
-        storage.write_text(json_uri, json.dumps(pair_meta(entry, self.mode).to_json(), sort_keys=True, indent=1))
         return entry["pair_id"], None
 
-    def process(self, batch):
-        with ThreadPoolExecutor(self.slots) as pool:
-            for pair_id, error in pool.map(self._fetch, batch):
-                self.bar.update(1)
-                if error:
-                    Metrics.counter(NAMESPACE, "failed").inc()
-                    ledger.mark_failed(self.out, pair_id, error)
-                else:
-                    Metrics.counter(NAMESPACE, "done").inc()
-                    yield pair_id
+    def process(self, entry):
+        self.futures.append(_pool(self.slots).submit(self._fetch, entry))
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for future in self.futures:
+            pair_id, error = future.result()
+            self.bar.update(1)
+            if error:
+                Metrics.counter(NAMESPACE, "failed").inc()
+                ledger.mark_failed(self.out, pair_id, error)
+            else:
+                Metrics.counter(NAMESPACE, "done").inc()
+                yield WindowedValue(pair_id, 0, [GlobalWindow()])
+        self.futures = []
 
 
 CREATE_LIMIT = 10_000  # plan entries (~600 B each) embedded in the job graph before they go through a file
@@ -138,8 +172,8 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
                 p
                 | "Planned" >> listed(todo, storage.join(params.out, ledger.LEDGER, "todo.jsonl"), CREATE_LIMIT,
                                       lambda p: json.dumps(p, sort_keys=True), json.loads)
-                | "Batch" >> beam.BatchElements(min_batch_size=slots, max_batch_size=4 * slots)
                 | "ComputePixels" >> beam.ParDo(
-                    FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress))
+                    FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress,
+                                 params.workload_tag))
             )
     return ledger.counts(params.out, plan)

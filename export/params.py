@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from datetime import date
 from urllib.parse import urlparse
@@ -59,6 +60,7 @@ class ExportParams:
     ee_api_url: str | None = None
     ee_credentials: str = "default"
     force: bool = False
+    workload_tag: str = "senclr-export"
 
     @property
     def max_dt_hours(self) -> float:
@@ -190,6 +192,17 @@ def _credentials(value) -> str:
     return text
 
 
+WORKLOAD_TAG = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+
+
+def _workload_tag(value) -> str:
+    text = "senclr-export" if value is None else str(value).strip()
+    if not WORKLOAD_TAG.fullmatch(text):
+        raise InputError(f"--workload-tag {value!r}: 1-63 characters, letters and digits at both ends, "
+                         "letters, digits, '-', '_' or '.' between (e.g. senclr-po-valley)")
+    return text
+
+
 def _project(value) -> str | None:
     if value is None or not str(value).strip():
         return None
@@ -203,7 +216,7 @@ def _project(value) -> str | None:
 def build_params(*, region, start, end, out, today: date | None = None, max_dt_days=3, s2_level="l1c",
                  s2_max_cloud=30, min_clear=0.8, cs_threshold=0.6, patch_size=128, scale=10, patches=1000,
                  seed=0, project=None, max_concurrent=20, mode="batch", ee_api_url=None,
-                 ee_credentials="default", force=False) -> ExportParams:
+                 ee_credentials="default", force=False, workload_tag="senclr-export") -> ExportParams:
     """ExportParams from raw flag values, or the first InputError. ``today`` is injectable for tests."""
     force = bool(force)
     mode = _choice("mode", mode, MODES)
@@ -222,6 +235,7 @@ def build_params(*, region, start, end, out, today: date | None = None, max_dt_d
         patches=_in_range("patches", patches, 1, None, int), seed=_in_range("seed", seed, 0, None, int),
         project=_project(project), max_concurrent=_max_concurrent(max_concurrent, mode, force), mode=mode,
         ee_api_url=_url(ee_api_url), ee_credentials=_credentials(ee_credentials), force=force,
+        workload_tag=_workload_tag(workload_tag),
     )
 
 

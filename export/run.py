@@ -17,7 +17,10 @@ class ExportIncomplete(RuntimeError):
 
 
 def connect(params) -> None:
+    import ee
+
     ee_session.connect(params.project, params.ee_credentials, params.ee_api_url)
+    ee.data.setWorkloadTag(params.workload_tag)  # tasks and requests carry it: cost shows per tag
     ee_session.check_access()
 
 

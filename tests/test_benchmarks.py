@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("script", "args"), [("preprocess.py", ["--quick"]), ("readers.py", ["--pairs", "50"]),
-                                             ("train_step.py", ["--quick"]), ("frozen_cache.py", ["--quick"])])
+                                             ("train_step.py", ["--quick"]), ("frozen_cache.py", ["--quick"]),
+                                             ("export_throughput.py", ["--quick"])])
 def test_benchmark_runs_and_prints_ratios(script, args):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
                        capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -142,6 +142,7 @@ def test_highvolume_run_then_preprocess(ee_server, tmp_path):
     assert ee_server.max_in_flight["image:computePixels"] <= 4
     body = ee_server.calls("image:computePixels")[0].body
     assert body["fileFormat"] == "NPY" and body["grid"]["crsCode"] == "EPSG:32632"
+    assert body["workloadTag"] == "senclr-export"  # the cost shows under the tag in the Cloud console
     assert body["grid"]["affineTransform"]["scaleX"] == 10 and body["grid"]["affineTransform"]["translateX"] % 320 == 0
     loads = {c["id"] for c in find_calls(body["expression"], "Image.load")}
     assert any(i.startswith("GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED/") for i in loads)
@@ -558,3 +559,8 @@ def test_a_pair_missing_from_a_succeeded_task_is_failed_then_exported_again(ee_s
     assert follow["description"].endswith("-r1")
     assert manifest.read(out, kind="raw")["counts"]["kept"] == 12 and not ledger.failures(out)
 
+
+
+def test_a_bad_workload_tag_is_refused_before_any_request(ee_server, tmp_path):
+    r = _invoke(["run", *ARGS, "--out", str(tmp_path / "o"), "--ee-api-url", ee_server.url, "--workload-tag", "-bad tag"])
+    assert r.exit_code == 2 and "--workload-tag" in r.output and not ee_server.requests
