@@ -127,6 +127,10 @@ def _already_started(error: Exception, name: str) -> dict:
 def _record_state(out: str, record: dict, op: dict, force_save: bool = False) -> None:
     """Take an Operation's state into the record (and the ledger when it changed)."""
     state = op.get("metadata", {}).get("state", "PENDING")
+    eecu = op.get("metadata", {}).get("batchEecuUsageSeconds")
+    if eecu is not None and eecu != record.get("eecu_seconds"):  # what the task cost, as Earth Engine reports it
+        record["eecu_seconds"] = float(eecu)
+        force_save = True
     if state == "FAILED" or (op.get("done") and "error" in op):
         state = "FAILED"
         record["errors"].append(op.get("error", {}).get("message", "failed without a message"))

@@ -124,6 +124,7 @@ def status(out, project, ee_api_url, ee_credentials, offline):
     click.echo(f"{s['mode']} export at {out}: planned {c['planned']}, done {c['done']}, failed {c['failed']}, pending {c['pending']}")
     if s["tasks"]:
         click.echo("tasks: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(s["tasks"].items())))
+        click.echo(f"EECU used by the tasks, as Earth Engine reports it: {s['eecu_seconds'] / 3600:.3f} EECU-hours")
     for reason, n in sorted(s["failure_reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n} x {reason}")
     if s["dropped_when_planning"]:

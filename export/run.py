@@ -92,7 +92,8 @@ def status(out: str, connection: dict | None = None) -> dict:
     reasons = Counter(r["reason"][:120] for r in ledger.failures(out).values())
     states = Counter(t["state"] for t in ledger.tasks(out).values())
     return {"counts": ledger.counts(out, plan), "failure_reasons": dict(reasons), "mode": plan["parameters"]["mode"],
-            "tasks": dict(states), "dropped_when_planning": plan["patches"].get("dropped", {})}
+            "tasks": dict(states), "dropped_when_planning": plan["patches"].get("dropped", {}),
+            "eecu_seconds": sum(t.get("eecu_seconds") or 0.0 for t in ledger.tasks(out).values())}
 
 
 def cancel(out: str, connection: dict) -> list[str]:

@@ -313,6 +313,8 @@ class FakeEE:
         op["done"] = state in DONE
         if state == "FAILED":
             op["error"] = step.get("error", {"code": 13, "message": "fake Earth Engine: export failed"})
+        if state in ("RUNNING", "SUCCEEDED"):  # Earth Engine reports the EECU seconds used so far
+            meta["batchEecuUsageSeconds"] = round(meta.get("batchEecuUsageSeconds", 0.0) + 1.5, 3)
         if state == "SUCCEEDED":
             if self.on_success and not rec.get("wrote"):  # what the task writes appears as it succeeds
                 rec["wrote"] = True

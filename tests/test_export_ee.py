@@ -557,6 +557,8 @@ def test_a_pair_missing_from_a_succeeded_task_is_failed_then_exported_again(ee_s
     follow = [c.body for c in ee_server.calls("table:export")][-1]
     assert [c["value"] for c in find_calls(follow["expression"], "Element.set") if c.get("key") == "pair_id"] == lost
     assert follow["description"].endswith("-r1")
+    r = _invoke(["status", "--out", out, "--offline"])
+    assert "EECU-hours" in r.output and "0.000 EECU" not in r.output  # what the tasks cost, as reported
     assert manifest.read(out, kind="raw")["counts"]["kept"] == 12 and not ledger.failures(out)
 
 
