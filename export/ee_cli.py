@@ -141,4 +141,21 @@ def cancel(out, project, ee_api_url, ee_credentials):
     click.echo(f"cancelled {len(names)} task(s)" + (f": {', '.join(names)}" if names else ""))
 
 
-COMMANDS = (plan, run, status, cancel)
+@click.command()
+@click.option("--project", default=None, help="Cloud project registered for Earth Engine.")
+@click.option("--ee-api-url", default=None, help="Earth Engine endpoint (the one the export will use).")
+@click.option("--ee-credentials", default="default", show_default=True,
+              help="'default', 'none' (local fake only) or a service-account KEY.json.")
+def doctor(project, ee_api_url, ee_credentials):
+    """Live self-check before a large export: access, the patch grid's alignment and orientation,
+    the request size limit. Prints PASS/FAIL per check; exit 1 when any fails."""
+    from .doctor import run_checks, table
+
+    connection = _connection(project, ee_api_url, ee_credentials)
+    checks = run_checks(connection["project"], connection["credentials"], connection["api_url"])
+    click.echo(table(checks))
+    if not all(c.ok for c in checks):
+        raise SystemExit(1)
+
+
+COMMANDS = (plan, run, status, cancel, doctor)

@@ -31,16 +31,25 @@ def pair_bands(s2_level: str, labels=()) -> list[tuple[str, str]]:
             + [("cs_cdf", "float32")] + [(label, LABEL_DTYPE) for label in labels])
 
 
+def bytes_per_pixel(dtypes) -> int:
+    """Bytes Earth Engine counts per pixel for bands of ``dtypes``: each band's bytes + its mask byte."""
+    return sum(DTYPE_BYTES[d] + MASK_BYTES for d in dtypes)
+
+
+def largest_side(dtypes) -> int:
+    """The largest even square side whose request of ``dtypes`` bands fits the limit."""
+    side = math.isqrt(COMPUTE_PIXELS_MAX_BYTES // bytes_per_pixel(dtypes))
+    return side - side % 2
+
+
 def request_bytes(patch_size: int, s2_level: str, labels=()) -> int:
     """The size Earth Engine counts for one pair's request: pixels x sum over bands of (bytes + mask byte)."""
-    per_pixel = sum(DTYPE_BYTES[d] + MASK_BYTES for _, d in pair_bands(s2_level, labels))
-    return patch_size * patch_size * per_pixel
+    return patch_size * patch_size * bytes_per_pixel(d for _, d in pair_bands(s2_level, labels))
 
 
 def largest_patch_size(s2_level: str, labels=()) -> int:
-    """The largest even patch side whose request fits COMPUTE_PIXELS_MAX_BYTES."""
-    side = math.isqrt(COMPUTE_PIXELS_MAX_BYTES // request_bytes(1, s2_level, labels))
-    return side - side % 2
+    """The largest even patch side whose pair request fits COMPUTE_PIXELS_MAX_BYTES."""
+    return largest_side([d for _, d in pair_bands(s2_level, labels)])
 
 
 def check_patch_size(patch_size: int, s2_level: str, labels=()) -> None:
