@@ -6,7 +6,7 @@
 A frozen-encoder run trains only the decoder. Without a cache (``segmenter(..., mode="frozen")``
 on the chips) every step also runs the encoder forward; with it (what ``senclr evaluate``
 does) the encoder's pyramid of each chip is computed once into a float16 store and the decoder
-trains on that. Both paths use the protocol's own pieces (``protocol._dataset``, ``_features``,
+trains on that. Both paths use the protocol's own pieces (``protocol._dataset``, ``_features`` over ``chipstore.map_store``,
 ``decoder.segmenter``/``decoder_model``) on the same random normalised chips, the same budget and
 seed. Printed:
 

@@ -22,3 +22,16 @@ def band_params(stats: dict, bands: list[str]) -> dict[str, np.ndarray]:
 def apply(x: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     x = np.clip(x.astype(np.float32), p["lo"], p["hi"])
     return (x - p["mean"]) / p["std"]
+
+
+def sample_statistics(x: np.ndarray, bands: list[str], where: str) -> dict:
+    """p1/p99/mean/std per band of pixel samples ``x`` [N, len(bands)] (NaN is no data), in the
+    manifest's layout, for ``band_params``. ValueError naming a band without one valid pixel in ``where``."""
+    out = {}
+    for i, b in enumerate(bands):
+        v = x[:, i][np.isfinite(x[:, i])]
+        if not v.size:
+            raise ValueError(f"band {b} has no valid pixel in {where}; it cannot be normalised")
+        out[b] = {"p1": float(np.percentile(v, 1)), "p99": float(np.percentile(v, 99)),
+                  "mean": float(v.mean()), "std": float(v.std())}
+    return out

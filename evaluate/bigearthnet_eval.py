@@ -24,8 +24,6 @@ patches), or try the protocol first with ``limit``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import sys
@@ -40,12 +38,12 @@ from senclr.errors import InputError
 from senclr.evaluate import bigearthnet as ben
 from senclr.evaluate import runs
 from senclr.evaluate.bigearthnet_labels import CLASS_NAMES_19, NUM_CLASSES
-from senclr.evaluate.chipstore import ChipStore, batches
+from senclr.evaluate.bigearthnet_inputs import digest, patch_store, statistics_for
+from senclr.evaluate.chipstore import ChipStore, batches, map_store
 from senclr.evaluate.contenders import Contender, resolve
 from senclr.evaluate.multilabel import multilabel_metrics
 from senclr.evaluate import protocol
 from senclr.evaluate.protocol import Budget, subset
-from senclr.normalize import apply, band_params
 
 BENCHMARK = "bigearthnet"
 MODES = ("linear", "finetune")
@@ -53,7 +51,6 @@ VERSIONS = ("v1", "v2")
 SCORED = ("val", "test")
 HEADS = {"linear": "linear probe: BatchNorm (no scale or centre) + Dense(19) on the frozen encoder's pooled features",
          "finetune": "encoder + global average pooling + Dense(19), trained end to end"}
-STAT_PATCHES = 200  # train patches sampled for statistics a model lacks
 _MODE_OF_BASELINE = {"frozen": "linear"}  # contenders name the random baseline's mode "frozen"
 
 
@@ -139,79 +136,9 @@ class Settings:
 
 def check_existing(settings: Settings, plan) -> int:
     """How many planned runs are recorded already; InputError when one was made differently."""
-    done = 0
-    for c, m, f, s in plan:
-        path = settings.path(c, m, f, s)
-        if not storage.exists(path):
-            continue
-        r = runs.read_record(path)
-        want = {"budget": asdict(settings.budget), "input": settings.inputs, "model_dir": c.model_dir,
-                "version": settings.version, "limit": settings.limit}
-        differ = {k: r.get(k) for k, v in want.items() if r.get(k) != v}
-        if differ:
-            raise InputError(f"{path} was made with another {', '.join(differ)} ({differ}); use another --out, or "
-                             f"delete {storage.join(settings.out, 'runs', BENCHMARK)} to start over")
-        done += 1
-    return done
-
-
-# ---------------------------------------------------------------- normalised patch stores
-
-
-def read_bands(ds, patch: dict, bands: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 [120, 120, len(bands)] in the order of ``bands``, labels uint8 [19]); S2 no data (0) is NaN."""
-    s1 = [b for b in bands if b in ben.S1_BANDS]
-    s2 = [b for b in bands if b not in s1]
-    inputs = ("s1" if s1 else "") + ("s2" if s2 else "")
-    x, y = ds.load_patch(patch, inputs, s2 or ben.S2_BANDS, s1 or ben.S1_BANDS)
-    x = x[..., [(s1 + s2).index(b) for b in bands]]
-    is_s2 = [b not in ben.S1_BANDS for b in bands]
-    x[..., is_s2] = np.where(x[..., is_s2] == 0, np.nan, x[..., is_s2])
-    return x, y
-
-
-def train_statistics(ds, patches: list[dict], bands: Sequence[str], n: int = STAT_PATCHES) -> dict:
-    """p1/p99/mean/std per band from a seeded sample of ``n`` train patches (every valid pixel)."""
-    pick = np.sort(np.random.default_rng(0).choice(len(patches), min(n, len(patches)), replace=False))
-    x = np.concatenate([read_bands(ds, patches[i], bands)[0].reshape(-1, len(bands)) for i in pick])
-    out = {}
-    for i, b in enumerate(bands):
-        v = x[:, i][np.isfinite(x[:, i])]
-        if not v.size:
-            raise InputError(f"band {b} has no valid pixel in {len(pick)} BigEarthNet train patches; it cannot "
-                             "be normalised")
-        out[b] = {"p1": float(np.percentile(v, 1)), "p99": float(np.percentile(v, 99)),
-                  "mean": float(v.mean()), "std": float(v.std())}
-    return out
-
-
-def statistics_for(ds, train: list[dict], c: Contender) -> dict:
-    """The model's statistics for its bands, the train patches' for those it lacks."""
-    stats = {b: c.statistics[b] for b in c.bands if b in c.statistics}
-    lacking = [b for b in c.bands if b not in stats]
-    return {**stats, **(train_statistics(ds, train, lacking) if lacking else {})}
-
-
-def patch_store(ds, patches: list[dict], bands, stats: dict, folder: str, split: str = "",
-                progress: bool = False) -> ChipStore:
-    """(normalised image float16 [120, 120, C], labels uint8 [19]) of every patch, in ``folder``."""
-    store = ChipStore.open(folder)
-    if store is not None and store.n == len(patches):
-        return store
-    from tqdm import tqdm
-
-    p = band_params(stats, list(bands))
-    store = ChipStore.create(folder, len(patches), [(ben.PATCH, ben.PATCH, len(bands)), (NUM_CLASSES,)],
-                             ["float16", "uint8"])
-    for i, patch in enumerate(tqdm(patches, desc=f"bigearthnet {split}", unit="patch", disable=not progress,
-                                   leave=False)):
-        x, y = read_bands(ds, patch, bands)
-        store.put(i, np.nan_to_num(apply(x, p), nan=0.0).astype(np.float16), y)
-    return store.finish()
-
-
-def _digest(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return protocol.check_existing(settings.out, BENCHMARK, plan,
+                                   {"budget": asdict(settings.budget), "input": settings.inputs,
+                                    "version": settings.version, "limit": settings.limit})
 
 
 # ---------------------------------------------------------------- models
@@ -303,14 +230,7 @@ def score(model, store: ChipStore, batch_size: int) -> dict:
 
 def features(model, image: ChipStore, folder: str, batch_size: int) -> ChipStore:
     """(pooled features float32 [D], labels uint8 [19]) of every patch of ``image``, in ``folder``."""
-    store = None
-    for start in range(0, image.n, batch_size):
-        x, y = image.get(slice(start, start + batch_size))
-        f = np.asarray(model(x.astype(np.float32), training=False), np.float32)
-        if store is None:
-            store = ChipStore.create(folder, image.n, [f.shape[1:], y.shape[1:]], ["float32", "uint8"])
-        store.put(slice(start, start + len(y)), f, y)
-    return store.finish()
+    return map_store(lambda x: [model(x, training=False)], image, folder, batch_size, "float32")
 
 
 # ---------------------------------------------------------------- the runs
@@ -334,10 +254,10 @@ class _Evaluation:
 
     def image_stores(self, c: Contender) -> dict[str, ChipStore]:
         """Normalised patches of every split; encoders of the same bands and statistics share them."""
-        given = _digest(list(c.bands), {b: c.statistics.get(b) for b in c.bands})
+        given = digest(list(c.bands), {b: c.statistics.get(b) for b in c.bands})
         if given not in self.images:
             stats = statistics_for(self.ds, self.patches["train"], c)
-            key = _digest(self.source, list(c.bands), stats)
+            key = digest(self.source, list(c.bands), stats)
             self.images[given] = {
                 split: patch_store(self.ds, patches, c.bands, stats,
                                    os.path.join(self.cache_dir, f"bigearthnet-{split}-{key}"), split, self.progress)
@@ -349,7 +269,7 @@ class _Evaluation:
         ident = [c.key, c.model_dir, c.kind, _own_seed(c, seed)]
         if c.model_dir:
             ident.append(storage.read_text(storage.join(c.model_dir, "config.json")))
-        folders = {k: os.path.join(self.cache_dir, f"features-{k}-{_digest(ident, im.folder)}")
+        folders = {k: os.path.join(self.cache_dir, f"features-{k}-{digest(ident, im.folder)}")
                    for k, im in images.items()}
         out = {k: ChipStore.open(f) for k, f in folders.items()}
         if all(out.values()):

@@ -59,6 +59,20 @@ class ChipStore:
         return sum(f.nbytes for f in self.fields) if self.n else 0
 
 
+def map_store(fn, image: ChipStore, folder: str, batch_size: int, dtype: str) -> ChipStore:
+    """A store of ``fn``'s arrays (``dtype``) for every item of ``image``, beside its labels (its
+    last field): ``fn`` maps a float32 batch of the inputs (first field) to a list of [B, ...] arrays."""
+    store = None
+    for start in range(0, image.n, batch_size):
+        x, y = image.get(slice(start, start + batch_size))
+        outs = [np.asarray(a) for a in fn(x.astype(np.float32))]
+        if store is None:
+            store = ChipStore.create(folder, image.n, [a.shape[1:] for a in outs] + [y.shape[1:]],
+                                     [dtype] * len(outs) + [image.dtypes[-1]])
+        store.put(slice(start, start + len(y)), *[a.astype(dtype) for a in outs], y)
+    return store.finish()
+
+
 def batches(store: ChipStore, indices: np.ndarray, batch_size: int, seed: int | None = None):
     """Endless batches over ``indices`` (reshuffled each pass with ``seed``), or one ordered pass
     when ``seed`` is None; each batch is a tuple of the store's fields, items sorted for disk order."""

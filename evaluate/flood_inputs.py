@@ -19,7 +19,7 @@ import numpy as np
 from senclr.errors import InputError
 from senclr.evaluate import sen1floods11
 from senclr.evaluate.chipstore import ChipStore
-from senclr.normalize import apply, band_params
+from senclr.normalize import apply, band_params, sample_statistics
 
 CLASS_NAMES = ["not water", "water"]
 RGB = ("B4", "B3", "B2")
@@ -46,15 +46,10 @@ def train_statistics(root: str, bands, chips: list[dict]) -> dict:
     for chip in chips:
         x = chip_bands(sen1floods11.load_chip(root, chip), bands).reshape(-1, len(bands))
         samples.append(x[rng.choice(len(x), min(len(x), _STAT_SAMPLE), replace=False)])
-    x = np.concatenate(samples)
-    out = {}
-    for i, b in enumerate(bands):
-        v = x[:, i][np.isfinite(x[:, i])]
-        if not v.size:
-            raise InputError(f"band {b} has no valid pixel in the train split; it cannot be normalised")
-        out[b] = {"p1": float(np.percentile(v, 1)), "p99": float(np.percentile(v, 99)),
-                  "mean": float(v.mean()), "std": float(v.std())}
-    return out
+    try:
+        return sample_statistics(np.concatenate(samples), list(bands), "the train split")
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def statistics_for(root: str, bands, model_stats: dict) -> tuple[dict, list[str]]:

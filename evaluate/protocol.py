@@ -31,7 +31,7 @@ import numpy as np
 from senclr import storage
 from senclr.errors import InputError
 from senclr.evaluate import metrics, runs
-from senclr.evaluate.chipstore import ChipStore, batches
+from senclr.evaluate.chipstore import ChipStore, batches, map_store
 from senclr.evaluate.contenders import Contender
 
 DEFAULT_FRACTIONS = (0.01, 0.1, 1.0)
@@ -105,6 +105,24 @@ def subset(n: int, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 7919]).choice(n, k, replace=False)) if k < n else np.arange(n)
 
 
+def check_existing(out: str, benchmark: str, plan, expected: dict) -> int:
+    """How many runs of ``plan`` ([(contender, mode, fraction, seed)]) are recorded in ``out``;
+    InputError when a record differs from ``expected`` (or from its contender's model dir):
+    a rerun with other settings must not mix into the tables."""
+    done = 0
+    for c, m, f, s in plan:
+        path = runs.record_path(out, benchmark, c.key, m, f, s)
+        if not storage.exists(path):
+            continue
+        r = runs.read_record(path)
+        differ = {k: r.get(k) for k, v in {**expected, "model_dir": c.model_dir}.items() if r.get(k) != v}
+        if differ:
+            raise InputError(f"{path} was made with another {', '.join(differ)} ({differ}); use another --out, or "
+                             f"delete {storage.join(out, 'runs', benchmark)} to start over")
+        done += 1
+    return done
+
+
 def _dataset(store: ChipStore, idx, batch_size: int, seed: int | None, names: list[str]):
     """tf.data of ({name: field}, label) batches from ``store`` (the label is its last field)."""
     import tensorflow as tf
@@ -145,16 +163,12 @@ def _feature_stores(c: Contender, seed: int, images: dict[str, ChipStore], cache
 
 
 def _features(model, image: ChipStore, folder: str, batch_size: int) -> ChipStore:
-    store = None
-    for start in range(0, image.n, batch_size):
-        x, y = image.get(slice(start, start + batch_size))
-        feats = model(x.astype(np.float32), training=False)
-        feats = [np.asarray(f) for f in (feats if isinstance(feats, (list, tuple)) else [feats])]
-        if store is None:
-            store = ChipStore.create(folder, image.n, [f.shape[1:] for f in feats] + [y.shape[1:]],
-                                     ["float16"] * len(feats) + ["int8"])
-        store.put(slice(start, start + len(y)), *[np.clip(f, -65000, 65000).astype(np.float16) for f in feats], y)
-    return store.finish()
+    """The frozen pyramid of every chip, float16 (clipped to its range), with the labels."""
+    def levels(x):
+        feats = model(x, training=False)
+        return [np.clip(f, -65000, 65000) for f in (feats if isinstance(feats, (list, tuple)) else [feats])]
+
+    return map_store(levels, image, folder, batch_size, "float16")
 
 
 def _compile(model, budget: Budget, steps: int):
@@ -211,18 +225,7 @@ class Runner:
 
     def check_existing(self, benchmark: str, inputs: str, plan) -> int:
         """How many planned runs are recorded already; InputError when one was made differently."""
-        done = 0
-        for c, m, f, s in plan:
-            path = runs.record_path(self.out, benchmark, c.key, m, f, s)
-            if not storage.exists(path):
-                continue
-            r = runs.read_record(path)
-            if r.get("budget") != asdict(self.budget) or r.get("input") != inputs or r.get("model_dir") != c.model_dir:
-                raise InputError(f"{path} was made with another budget, input or model ({r.get('budget')}, "
-                                 f"input {r.get('input')}, model {r.get('model_dir')}); use another --out, or delete "
-                                 f"{storage.join(self.out, 'runs', benchmark)} to start over")
-            done += 1
-        return done
+        return check_existing(self.out, benchmark, plan, {"budget": asdict(self.budget), "input": inputs})
 
     def run(self, data_for, contenders: list[Contender]) -> list[dict]:
         """``data_for(contender) -> SegData``; returns every record of the plan (new and found)."""

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from senclr.errors import InputError
 from senclr.evaluate import bigearthnet_eval as bee
+from senclr.evaluate import bigearthnet_inputs as bei
 from senclr.evaluate.bigearthnet_labels import CLASS_NAMES_19
 from senclr.evaluate.protocol import Budget
 from tests.test_bigearthnet import native, write_v2
@@ -51,12 +52,12 @@ def test_bands_are_read_in_the_encoders_order_and_missing_statistics_come_from_t
     ds = bee.open_dataset("v2", reben, "s1s2")
     patches = bee.list_splits(ds, "s1s2", limit=3)
     assert [len(patches[s]) for s in ("train", "val", "test")] == [3, 3, 3]
-    x, y = bee.read_bands(ds, patches["train"][1], ["B8", "VH", "B2"])
+    x, y = bei.read_bands(ds, patches["train"][1], ["B8", "VH", "B2"])
     np.testing.assert_array_equal(x[..., 0], native(1, "B8"))
     np.testing.assert_array_equal(x[..., 1], native(1, "VH"))
     assert y.shape == (19,) and y[1] == 1 and y[10] == 1
-    stats = bee.train_statistics(ds, patches["train"], ["VV", "B8"])
-    assert stats == bee.train_statistics(ds, patches["train"], ["VV", "B8"])  # seeded
+    stats = bei.train_statistics(ds, patches["train"], ["VV", "B8"])
+    assert stats == bei.train_statistics(ds, patches["train"], ["VV", "B8"])  # seeded
     assert stats["VV"]["p1"] < stats["VV"]["mean"] < stats["VV"]["p99"] and stats["B8"]["std"] > 0
     with pytest.raises(InputError, match="--s1-root and --splits-dir are for v1"):
         bee.open_dataset("v2", reben, "s2", root_s1=reben)
