@@ -10,6 +10,7 @@ import click
 from senclr import storage
 from senclr.errors import InputError
 from senclr.evaluate.bigearthnet_cli import bigearthnet
+from senclr.evaluate.cli_options import parse_fractions, parse_modes, protocol_options, write_report_of
 from senclr.evaluate.report import check_out
 from senclr.evaluate.segmentation import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
 
@@ -32,24 +33,6 @@ def parse_baselines(values) -> dict[str, str]:
             raise InputError(f"--baseline {v!r}: give NAME=MODEL_DIR with a new NAME, or a model dir")
         out[name] = path
     return out
-
-
-def parse_fractions(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(sorted({float(v) for v in text.split(",") if v.strip()}))
-    except ValueError:
-        raise InputError(f"--fractions {text!r}: give comma-separated numbers in (0, 1], e.g. 0.01,0.1,1") from None
-    if not values or any(not 0 < v <= 1 for v in values):
-        raise InputError(f"--fractions {text!r}: every label fraction must lie in (0, 1], e.g. 0.01,0.1,1")
-    return values
-
-
-def parse_modes(text: str, allowed) -> tuple[str, ...]:
-    modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
-    bad = [m for m in modes if m not in allowed]
-    if bad or not modes:
-        raise InputError(f"--modes {text!r}: use one or more of {', '.join(allowed)}, comma-separated")
-    return modes
 
 
 @click.group()
@@ -93,39 +76,10 @@ def probe(data, model_dir, out, epochs, batch_size, learning_rate, baselines, se
     click.echo(headline(result, paths["report.md"]))
 
 
-def protocol_options(fn):
-    """Flags every benchmark protocol shares (docs/evaluate.md)."""
-    from senclr.evaluate.protocol import Budget
-
-    b = Budget()
-    options = [
-        click.option("--model", "models", multiple=True, required=True,
-                     help="NAME=MODEL_DIR of a model to score (repeatable: e.g. multimodal=runs/mm simclr=runs/simclr). "
-                          "The random-init and from-scratch baselines take the first model's architecture."),
-        click.option("--out", required=True, help="Folder (or gs:// prefix) for runs/, report.md, results.json and plots."),
-        click.option("--input", "inputs", type=click.Choice(["s1", "s2", "s1s2"]), default="s1", show_default=True,
-                     help="Bands the encoders read: S1, S2 or both (a multimodal model fuses its two encoders)."),
-        click.option("--fractions", default="0.01,0.1,1", show_default=True,
-                     help="Label fractions: seeded subsets of the training items, each in (0, 1]."),
-        click.option("--seeds", default=3, show_default=True, type=int, help="Seeds per setting (0..N-1)."),
-        click.option("--epochs", default=b.epochs, show_default=True, type=click.IntRange(min=1),
-                     help="Budget: passes' worth of steps over the whole train split, whatever the fraction."),
-        click.option("--batch-size", default=b.batch_size, show_default=True, type=click.IntRange(min=1)),
-        click.option("--learning-rate", default=b.learning_rate, show_default=True,
-                     type=click.FloatRange(min=0, min_open=True), help="Peak AdamW learning rate (cosine decay)."),
-        click.option("--cache-dir", default=None,
-                     help="Local folder for normalised chips and frozen features (kept and reused); default: a "
-                          "temporary folder removed at the end."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
 @evaluate.command()
 @click.option("--data", required=True,
               help="Sen1Floods11 in the v1.1 layout: a local copy (`senclr data download sen1floods11`) or gs://sen1floods11.")
-@protocol_options
+@protocol_options()
 @click.option("--modes", default="frozen,finetune", show_default=True, help="frozen (decoder only) and/or finetune.")
 @click.option("--decoder-width", default=32, show_default=True, type=click.IntRange(min=1),
               help="U-Net decoder channels at the finest level.")
@@ -145,14 +99,14 @@ def flood(data, models, out, inputs, fractions, seeds, epochs, batch_size, learn
 
     budget = Budget(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, decoder_width=decoder_width)
     evaluate_flood(data, parse_models(models), out, budget=budget, cache_dir=cache_dir, **settings)
-    _report(out)
+    write_report_of(out)
 
 
 @evaluate.command()
 @click.option("--data", required=True, help="A dataset built by `senclr preprocess` (folder or gs:// prefix) with a label.")
 @click.option("--label", type=click.Choice(["landcover", "water"]), default="landcover", show_default=True,
               help="The label band to segment: landcover (class index, 255 no data) or water (-1 no data).")
-@protocol_options
+@protocol_options()
 @click.option("--modes", default="frozen,finetune", show_default=True, help="frozen (decoder only) and/or finetune.")
 @click.option("--decoder-width", default=32, show_default=True, type=click.IntRange(min=1),
               help="U-Net decoder channels at the finest level.")
@@ -173,7 +127,7 @@ def dataset(data, label, models, out, inputs, fractions, seeds, epochs, batch_si
 
     budget = Budget(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, decoder_width=decoder_width)
     evaluate_dataset(data, parse_models(models), out, label=label, budget=budget, cache_dir=cache_dir, **settings)
-    _report(out)
+    write_report_of(out)
 
 
 evaluate.add_command(bigearthnet)
@@ -183,15 +137,4 @@ evaluate.add_command(bigearthnet)
 @click.option("--out", required=True, help="Folder holding runs/ of earlier evaluations (any benchmarks).")
 def report(out):
     """Collect every run recorded under --out into report.md, results.json and PNG plots."""
-    _report(out)
-
-
-def _report(out: str) -> None:
-    from senclr.evaluate import runs
-    from senclr.evaluate.benchmark_report import write_benchmark_report
-
-    records = runs.collect(out)
-    if not records:
-        raise InputError(f"{out} holds no run records under runs/: run `senclr evaluate flood` (or bigearthnet) first")
-    paths = write_benchmark_report(out, records)
-    click.echo(f"{len(records)} runs -> {paths['report.md']}")
+    write_report_of(out)

@@ -90,7 +90,7 @@ def _store(data: str, m: dict, split: str, label: str, n_classes: int, bands, st
 
 def _examples(data: str, m: dict, split: str, label: str) -> tuple[list[int], dict]:
     """The first test patches showing the most classes: S1 VV, S2 true colour, truth."""
-    from senclr.evaluate.flood_inputs import _stretch
+    from senclr.evaluate.flood_inputs import stretch
 
     rgb = [b for b in ("B4", "B3", "B2") if b in m["bands"]["s2"]]
     seen = []
@@ -103,7 +103,7 @@ def _examples(data: str, m: dict, split: str, label: str) -> tuple[list[int], di
            "truth": np.stack([np.where(r[label] == NODATA[label], -1, r[label]) for r in recs]).astype(np.int16),
            "stems": np.array([r["pair_id"] for r in recs])}
     if len(rgb) == 3:
-        out["s2_rgb"] = np.stack([_stretch(r["s2"].astype(np.float32)) for r in recs])
+        out["s2_rgb"] = np.stack([stretch(r["s2"].astype(np.float32)) for r in recs])
     return idx, out
 
 

@@ -92,7 +92,8 @@ def split_store(root: str, split: str, bands, stats: dict, cache_dir: str, progr
     return store.finish(), [c["stem"] for c in chips]
 
 
-def _stretch(rgb: np.ndarray) -> np.ndarray:
+def stretch(rgb: np.ndarray) -> np.ndarray:
+    """uint8 of a 2-98 % stretch (NaN as the low end): how the report shows true colour."""
     lo, hi = np.nanpercentile(rgb, 2), np.nanpercentile(rgb, 98)
     return (np.clip((np.nan_to_num(rgb, nan=lo) - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
 
@@ -105,6 +106,6 @@ def examples(root: str, split: str, k: int = 4) -> tuple[list[int], dict]:
     idx = sorted(sorted(range(len(chips)), key=lambda i: -water[i])[:k])
     picked = [sen1floods11.load_chip(root, chips[i]) for i in idx]
     return idx, {"s1": np.stack([p.s1[..., list(p.s1_bands).index("VV")] for p in picked]).astype(np.float32),
-                 "s2_rgb": np.stack([_stretch(chip_bands(p, RGB)) for p in picked]),
+                 "s2_rgb": np.stack([stretch(chip_bands(p, RGB)) for p in picked]),
                  "truth": np.stack([p.labels["water"] for p in picked]).astype(np.int16),
                  "stems": np.array([chips[i]["stem"] for i in idx])}

@@ -18,6 +18,7 @@ from senclr import manifest as manifest_lib
 from senclr.dataset import count
 from senclr.errors import InputError
 from senclr.evaluate import metrics
+from senclr.evaluate.contenders import describe
 
 NUM_CLASSES = 2  # 0 not water, 1 water; -1 (no data) is ignored everywhere
 DEFAULT_EPOCHS = 10  # the head has converged by then on the demo data (~1 s an epoch per 1000 32x32 patches)
@@ -194,26 +195,19 @@ def _batches(ds, batch_size: int, n: int, shuffle_seed: int | None = None):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def encoder_label(cfg: dict) -> str:
-    """How the report names a pre-trained encoder: its method and backbone."""
-    method = {"multimodal": "multimodal S1/S2 (senclr)", "simclr": "SimCLR, augmentations"}.get(cfg.get("method"),
-                                                                                             cfg.get("method"))
-    return f"{method}, {cfg.get('backbone', 'small')}"
-
-
 def _contenders(model_dir: str, baselines: dict, seed: int) -> list[tuple[str, str, object, dict]]:
     """(key, label, S1 encoder, config) of every compared encoder: the model, each baseline
     model, and a random initialisation of the model's architecture, in report order."""
     from senclr.models.saved import load_encoder
 
     pretrained, cfg = load_encoder(model_dir, "s1")
-    out = [("pretrained", encoder_label(cfg), pretrained, cfg)]
+    out = [("pretrained", describe(cfg), pretrained, cfg)]
     for key, other_dir in (baselines or {}).items():
         encoder, other = load_encoder(other_dir, "s1")
         if list(other["s1_bands"]) != list(cfg["s1_bands"]):
             raise InputError(f"baseline {other_dir} was trained on S1 bands {other['s1_bands']}, the model on "
                              f"{cfg['s1_bands']}; compare encoders of the same bands")
-        out.append((key, encoder_label(other), encoder, other))
+        out.append((key, describe(other), encoder, other))
     out.append(("random", "random init", _random_encoder(cfg, seed), cfg))
     return out
 
