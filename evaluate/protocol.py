@@ -79,6 +79,8 @@ def check_settings(fractions, seeds: int, modes, allowed) -> None:
 @contextlib.contextmanager
 def working_cache(cache_dir: str | None, prefix: str):
     """The user's --cache-dir (kept for a later run), or a temporary folder removed at the end."""
+    if cache_dir and (storage.is_gcs(cache_dir) or os.path.isfile(cache_dir)):
+        raise InputError(f"--cache-dir {cache_dir} must be a local folder (the stores are memory-mapped files)")
     if cache_dir:
         os.makedirs(cache_dir, exist_ok=True)
         yield cache_dir

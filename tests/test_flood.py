@@ -118,6 +118,7 @@ def test_bad_input_is_refused_before_anything_is_written(local_copy, tmp_path): 
         (["--model", f"x={odd}", "--input", "s2"], "do not have"),
         (["--model", f"random={mm}"], "taken by the baselines"),
         (["--model", str(tmp_path / "nothing")], "does not exist"),
+        (["--model", f"x={mm}", "--cache-dir", "gs://bucket/cache"], "must be a local folder"),
     ]
     for args, message in cases:
         res = run(*args)
