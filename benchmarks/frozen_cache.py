@@ -1,7 +1,7 @@
 """What caching the frozen encoder's features saves, as a ratio measured within one run.
 
     .venv/bin/python benchmarks/frozen_cache.py [--backbone small|resnet18|resnet50] [--chips 32]
-        [--size 128] [--epochs 5] [--batch-size 8] [--quick]
+        [--size 128] [--epochs 5] [--batch-size 8] [--repeats 3] [--quick]
 
 A frozen-encoder run trains only the decoder. Without a cache (``segmenter(..., mode="frozen")``
 on the chips) every step also runs the encoder forward; with it (what ``senclr evaluate``
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -39,11 +40,12 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3, help="timed fits per path; the median counts")
     p.add_argument("--runs", type=int, default=9, help="frozen runs per encoder in a protocol (fractions x seeds)")
     p.add_argument("--quick", action="store_true")
     a = p.parse_args(argv)
     if a.quick:
-        a.chips, a.size, a.epochs, a.batch_size = 8, 32, 2, 4
+        a.chips, a.size, a.epochs, a.batch_size, a.repeats = 8, 32, 2, 4, 1
 
     import keras
     import numpy as np
@@ -69,9 +71,12 @@ def main(argv=None) -> None:
             protocol._compile(model, budget, steps)
             ds = protocol._dataset(store, idx, a.batch_size, 0, names)
             model.fit(ds, steps_per_epoch=steps // a.epochs, epochs=1, verbose=0, shuffle=False)  # warm-up (tracing)
-            t0 = time.perf_counter()
-            model.fit(ds, steps_per_epoch=steps // a.epochs, epochs=a.epochs, verbose=0, shuffle=False)
-            return time.perf_counter() - t0
+            times = []
+            for _ in range(a.repeats):  # the median of several: a 2-core VM is noisy at this scale
+                t0 = time.perf_counter()
+                model.fit(ds, steps_per_epoch=steps // a.epochs, epochs=a.epochs, verbose=0, shuffle=False)
+                times.append(time.perf_counter() - t0)
+            return statistics.median(times)
 
         keras.utils.set_random_seed(0)
         encoder = build_backbone(a.backbone, 2, 32)
