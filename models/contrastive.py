@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from senclr.models import objective
+from senclr.models import backup, objective
 
 
 def num_replicas() -> int:
@@ -55,6 +55,7 @@ class ContrastiveModel(keras.Model):
         self.input_norm = dict(input_norm or {})
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.retrieval_tracker = keras.metrics.Mean(name="retrieval_acc")
+        backup.add_epoch_counter(self)
 
     @property
     def metrics(self):

@@ -70,14 +70,6 @@ def start(model_dir: str, state: str, fingerprint: dict) -> None:
     storage.write_text(storage.join(model_dir, RUN), json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 
 
-def backed_up_epoch(backup_dir: str) -> int | None:
-    """The epoch a BackupAndRestore folder resumes at, None when there is no backup."""
-    uri = storage.join(backup_dir, "training_metadata.json")
-    if not storage.exists(uri):
-        return None
-    return int(json.loads(storage.read_text(uri))["epoch"])
-
-
 def read_history(model_dir: str, before_epoch: int) -> list[dict]:
     """Rows of history.csv for epochs < ``before_epoch`` (a killed run may have logged one more)."""
     uri = storage.join(model_dir, HISTORY)

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from senclr import __version__, storage
-from senclr.models import backbones, optim, run_state, saved
+from senclr.models import backbones, backup, optim, run_state, saved
 from senclr.models import strategy as strategy_lib
 from senclr.models.checks import check_split_size, preflight_run
 from senclr.models.data import norm_params, pretraining_dataset, steps_per_epoch
@@ -88,16 +88,36 @@ class _policy:
 
 
 class HistoryCSV(keras.callbacks.Callback):
-    """history.csv rewritten whole after every epoch (append is not possible on gs://)."""
+    """history.csv rewritten whole after every epoch (append is not possible on gs://).
 
-    def __init__(self, model_dir: str, rows: list[dict]):
+    Listed before the backup, so an epoch's row is written before a backup claims the epoch; the
+    rows of earlier epochs are read back when the first epoch begins, when the backup has set it.
+    """
+
+    def __init__(self, model_dir: str):
         super().__init__()
-        self.model_dir, self.rows = model_dir, rows
+        self.model_dir, self.rows = model_dir, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:
+            self.rows = run_state.read_history(self.model_dir, epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}, "learning_rate": lr})
         run_state.write_history(self.model_dir, self.rows)
+
+
+def _check_finished(rows: list[dict], epochs: int, backup_dir: str) -> None:
+    """TrainingDiverged when TerminateOnNaN stopped the run; RuntimeError when epochs are unaccounted."""
+    if rows and not all(math.isfinite(v) for v in rows[-1].values()):
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite in epoch {len(rows)}; rerun with --overwrite and a lower "
+            f"--learning-rate, more --warmup-epochs or --precision fp32 (the last good backup is in {backup_dir})")
+    missing = sorted(set(range(epochs)) - {r["epoch"] for r in rows})
+    if missing:
+        raise RuntimeError(f"training ended without a history row for epoch(s) {missing[:10]} of {epochs}; "
+                           f"the backup is kept in {backup_dir}")
 
 
 def _verbosity(progress: bool) -> int:
@@ -162,24 +182,19 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
         run_state.start(model_dir, state, fingerprint)
     out_dir = model_dir if chief else tempfile.mkdtemp(prefix="senclr-worker-")  # only the chief's files count
     backup_dir = storage.join(model_dir, run_state.BACKUP, strategy_lib.task_id())
-    resumed = run_state.backed_up_epoch(backup_dir)
-    if resumed is not None:
-        _log(f"resuming from the backup in {backup_dir} after epoch {resumed} of {chunks}")
-    rows = run_state.read_history(out_dir, resumed or 0)
+    history = HistoryCSV(out_dir)
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False, double_checkpoint=True),
+        history,
+        backup.ResumableBackup(backup_dir, chunks, _log),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(storage.join(out_dir, run_state.LOGS)),
-        HistoryCSV(out_dir, rows),
     ]
     _log(f"{spec.method} / {spec.backbone} on {concrete} ({replicas} replica(s)): {chunks} epochs of {chunk} steps, "
          f"global batch {spec.batch_size}, {spec.optimizer} peak lr {peak_lr:g}, {spec.precision}")
     model.fit(train_ds, steps_per_epoch=chunk, epochs=chunks, validation_data=val_ds,
               validation_steps=val_steps or None, callbacks=callbacks, shuffle=False, verbose=_verbosity(spec.progress))
-    if not rows or not all(math.isfinite(v) for v in rows[-1].values()) or len(rows) < chunks:
-        raise TrainingDiverged(
-            f"the loss became NaN or infinite in epoch {len(rows)}; rerun with --overwrite and a lower "
-            f"--learning-rate, more --warmup-epochs or --precision fp32 (the last good backup is in {backup_dir})")
+    rows = history.rows if history.rows is not None else run_state.read_history(out_dir, chunks)  # none left to run
+    _check_finished(rows, chunks, backup_dir)
 
     config = {
         "kind": "senclr-encoder",
@@ -196,6 +211,8 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
         "feature_layers": backbones.FEATURE_LAYERS[spec.backbone],
         "train_pairs": n_train,
         "steps": chunks * chunk,
+        # Updates applied, counted by the optimizer: fewer than steps only where fp16 loss scaling skipped some.
+        "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "peak_learning_rate": peak_lr,
         "strategy": concrete,
         "replicas": replicas,

@@ -278,6 +278,47 @@ def test_kill_9_mid_run_then_rerun_resumes_and_finishes(tmp_path):
     assert not os.path.exists(os.path.join(model_dir, "backup"))
 
 
+# A process killed at each instant of a backup: (1) after both files, (2) between the weights and
+# the metadata (weights one epoch ahead), (3) with the metadata torn. Exit code 9 stands for SIGKILL.
+_KILL_AT = {
+    "after_backup": "orig(self); os._exit(9)",
+    "between_files": "self.model.save_weights(self._weights_path, overwrite=True); os._exit(9)",
+    "torn_metadata": "orig(self); open(self._training_metadata_path, 'w').write('{\"epo'); os._exit(9)",
+}
+_KILLER = """
+import os, sys, keras
+from keras.src.callbacks.backup_and_restore import BackupAndRestore
+orig = BackupAndRestore._save_model
+def save(self):
+    if self._current_epoch == 3:
+        {kill}
+    orig(self)
+BackupAndRestore._save_model = save
+from senclr.cli import main
+sys.argv = ["senclr"] + sys.argv[1:]
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("instant", sorted(_KILL_AT))
+def test_killed_at_any_instant_of_a_backup_the_rerun_trains_exactly_the_planned_steps(tmp_path, instant):
+    data, model_dir = str(tmp_path / "data"), str(tmp_path / "m")
+    write_tiny_dataset(data, n=96, size=16, seed=2)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = _train_cmd(data, model_dir)[3:]  # after "python -m senclr"
+    killed = subprocess.run([sys.executable, "-c", _KILLER.replace("{kill}", _KILL_AT[instant]), *cmd],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    rerun = subprocess.run(_train_cmd(data, model_dir), capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "after epoch 3 of 24" in rerun.stderr
+    assert ("its metadata said 2" in rerun.stderr) == (instant == "between_files")
+    cfg = saved.load_config(model_dir)
+    assert cfg["optimizer_steps"] == cfg["steps"] == 72  # not one epoch more, not one less
+    assert len(cfg["history"]["loss"]) == 24
+
+
 @pytest.mark.slow
 def test_a_different_runs_backup_is_refused(tiny, tmp_path):
     model_dir = tmp_path / "m"
