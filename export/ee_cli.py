@@ -55,22 +55,32 @@ def _params(mode: str, **kwargs):
     return build_params(mode=mode, **kwargs)
 
 
+_EECU_PER_PAIR = click.option(
+    "--eecu-per-pair", default=None, type=click.FloatRange(min=0, min_open=True),
+    help="Measured EECU-seconds a pair (from a small run's `status`, same patch size and bands) for the cost "
+         "estimate, instead of senclr's assumed model.")
+
+
 @click.command()
 @common
 @click.option("--mode", default="highvolume", show_default=True, type=click.Choice(["batch", "highvolume"]), help="Which run the plan is for.")
-def plan(mode, **kwargs):
-    """Dry run: scenes, pairs, Δt distribution, requests or tasks, bytes; writes OUT/plan.json and OUT/plan.html. Starts nothing."""
+@_EECU_PER_PAIR
+def plan(mode, eecu_per_pair, **kwargs):
+    """Dry run: scenes, pairs, Δt distribution, requests or tasks, bytes, EECU-hours; writes OUT/plan.json and OUT/plan.html. Starts nothing."""
     params = _params(mode, **kwargs)
+    from .cost import warning
     from .plan import make_plan, summary
     from .plan_map import write_map
     from .run import connect
 
     connect(params)
-    result, s2, s1, pairings = make_plan(params)
+    result, s2, s1, pairings = make_plan(params, eecu_per_pair)
     storage.write_text(storage.join(params.out, "plan.json"), json.dumps(result, indent=1, sort_keys=True))
     write_map(storage.join(params.out, "plan.html"), params.region, pairings, s2, s1)
     click.echo(summary(result))
     click.echo(f"plan: {storage.join(params.out, 'plan.json')}  map: {storage.join(params.out, 'plan.html')}")
+    if warning(result["cost"]):
+        click.echo(warning(result["cost"]), err=True)
 
 
 @click.command()
@@ -78,8 +88,9 @@ def plan(mode, **kwargs):
 @click.option("--mode", default="highvolume", show_default=True, type=click.Choice(["batch", "highvolume"]),
               help="highvolume: computePixels from Beam, straight to --out; batch: Earth Engine export tasks to gs://.")
 @click.option("--poll-seconds", default=15.0, show_default=True, type=click.FloatRange(min=0), help="Batch mode: seconds between task status polls.")
+@_EECU_PER_PAIR
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def run(mode, poll_seconds, beam_args, **kwargs):
+def run(mode, poll_seconds, eecu_per_pair, beam_args, **kwargs):
     """Export the planned pairs into --out (resumable: rerun the same command after any stop).
 
     Beam flags for high-volume mode go after `--`, e.g. `-- --runner DataflowRunner ...`.
@@ -96,7 +107,7 @@ def run(mode, poll_seconds, beam_args, **kwargs):
     from .run import run as run_export
 
     try:
-        counts = run_export(params, list(beam_args), poll_seconds)
+        counts = run_export(params, list(beam_args), poll_seconds, eecu_per_pair)
     except ExportIncomplete as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"done {counts['done']} of {counts['planned']} pairs into {params.out}")
@@ -125,6 +136,10 @@ def status(out, project, ee_api_url, ee_credentials, offline):
     if s["tasks"]:
         click.echo("tasks: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(s["tasks"].items())))
         click.echo(f"EECU used by the tasks, as Earth Engine reports it: {s['eecu_seconds'] / 3600:.3f} EECU-hours")
+        if c["done"] and s["eecu_seconds"]:  # the calibration the cost estimate asks for
+            per = s["eecu_seconds"] / c["done"]
+            click.echo(f"  {per:.3g} EECU-seconds a pair done: pass --eecu-per-pair {per:.3g} to `plan`/`run` at this "
+                       "patch size for a measured cost estimate")
     for reason, n in sorted(s["failure_reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n} x {reason}")
     if s["dropped_when_planning"]:
@@ -146,15 +161,23 @@ def cancel(out, project, ee_api_url, ee_credentials):
 @click.option("--ee-api-url", default=None, help="Earth Engine endpoint (the one the export will use).")
 @click.option("--ee-credentials", default="default", show_default=True,
               help="'default', 'none' (local fake only) or a service-account KEY.json.")
-def doctor(project, ee_api_url, ee_credentials):
-    """Live self-check before a large export: access, the patch grid's alignment and orientation,
-    the request size limit. Prints PASS/FAIL per check; exit 1 when any fails."""
-    from .doctor import run_checks, table
+@click.option("--out", default=None, help="gs://BUCKET/PREFIX for the batch check's tiny export task (written under "
+                                          "PREFIX/_senclr_doctor/ and deleted); without it that check is skipped.")
+@click.option("--batch-timeout", default=900.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait for the batch check's task before cancelling it.")
+@click.option("--poll-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between the batch check's task status polls.")
+def doctor(project, ee_api_url, ee_credentials, out, batch_timeout, poll_seconds):
+    """Live self-check before a large export: access, the patch grid's alignment and orientation
+    through computePixels and through a tiny batch task (with --out), the request size limit.
+    Prints PASS/FAIL/SKIP per check; exit 1 when any fails (SKIP is not a failure)."""
+    from .doctor import check_out, run_checks, table
 
     connection = _connection(project, ee_api_url, ee_credentials)
-    checks = run_checks(connection["project"], connection["credentials"], connection["api_url"])
+    checks = run_checks(connection["project"], connection["credentials"], connection["api_url"], check_out(out),
+                        batch_timeout, poll_seconds, say=lambda line: click.echo(line, err=True))
     click.echo(table(checks))
-    if not all(c.ok for c in checks):
+    if any(c.ok is False for c in checks):
         raise SystemExit(1)
 
 

@@ -220,15 +220,18 @@ def patch_samples(pairing: Pairing, s2_level: str) -> ee.FeatureCollection:
     arrays would come out flipped north-south and a row off.) A point has no area to subsample,
     so no ``numPixels``.
     """
-    p: Patch = pairing.patch
+    return grid_samples(pair_image(pairing, s2_level), pairing.patch).map(lambda f: f.set("pair_id", pairing.pair_id))
+
+
+def grid_samples(image: ee.Image, p: Patch) -> ee.FeatureCollection:
+    """``image`` as one feature of [P, P] arrays cut on patch ``p``'s grid, as ``patch_samples``
+    cuts every batch patch (``senclr export doctor`` sends ``pixelCoordinates`` through it)."""
     half = p.size_px // 2
     kernel = ee.Kernel.fixed(p.size_px, p.size_px, [[1] * p.size_px] * p.size_px, half, half, False)
     grid = patch_projection(p)
     a, _, c, _, e, f = p.transform
     focus = ee.Geometry.Point([c + (half + 0.5) * a, f + (half + 0.5) * e], p.crs)
-    image = pair_image(pairing, s2_level).reproject(grid)
-    return image.neighborhoodToArray(kernel).sample(region=focus, projection=grid, dropNulls=False).map(
-        lambda f: f.set("pair_id", pairing.pair_id))
+    return image.reproject(grid).neighborhoodToArray(kernel).sample(region=focus, projection=grid, dropNulls=False)
 
 
 def task_collection(pairings: list[Pairing], s2_level: str) -> ee.FeatureCollection:

@@ -2,7 +2,8 @@
 
 A plan is JSON: the arguments (no credentials), scene counts, every pair (patch on its UTM grid,
 both products, Δt), the patches dropped with their reason, the Δt distribution, the requests or
-tasks needed and the bytes expected. Planning is deterministic (same arguments, same pairs);
+tasks needed, the bytes expected and the compute (``cost``: EECU-hours and how they were derived,
+see ``cost.py``). Planning is deterministic (same arguments, same pairs);
 ``run`` plans once, keeps the plan in its ledger and executes exactly that list on every rerun.
 """
 
@@ -16,7 +17,7 @@ from senclr import __version__
 from senclr.bands import s2_collection
 from senclr.pair import PairMeta, meta_from_plan_entry
 
-from . import ee_query, limits
+from . import cost, ee_query, limits
 from .grid import Patch, sample_patches
 from .pairing import PAIRING_DISAGREEMENT, Pairing, Scene, dt_histogram, pair_patches
 
@@ -71,9 +72,10 @@ def agreed(pairings: list[Pairing], params) -> tuple[list[Pairing], list[Pairing
             [p for p in pairings if p.pair_id in disagree])
 
 
-def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
+def make_plan(params, eecu_per_pair: float | None = None) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
     """Query scenes (one getInfo), sample patches, pair them, check the pairs against Earth
-    Engine's join: (plan, S2 scenes, S1 scenes, pairings)."""
+    Engine's join: (plan, S2 scenes, S1 scenes, pairings). ``eecu_per_pair``: a measured cost per
+    pair for the EECU estimate, instead of the model's."""
     s2, s1 = ee_query.fetch_scenes(params)
     footprints = [(s.id, s.crs, s.footprint) for s in s2 if s.crs]
     samples = sample_patches(params.region, footprints, params.patches, params.patch_size, params.scale, params.seed)
@@ -97,6 +99,7 @@ def make_plan(params) -> tuple[dict, list[Scene], list[Scene], list[Pairing]]:
         "estimated_bytes": n * bytes_per_pair(params.patch_size, params.s2_level, params.mode),
         "pairs": [pairing_json(p) for p in pairings],
     }
+    plan["cost"] = cost.plan_cost(plan, eecu_per_pair)
     return plan, s2, s1, pairings
 
 
@@ -115,4 +118,9 @@ def summary(plan: dict) -> str:
         per = plan.get("pairs_per_task", limits.PAIRS_PER_TASK)
         lines.append(f"export tasks: {plan['tasks']} (up to {per} pairs each; {size})")
     lines.append(f"estimated size: {plan['estimated_bytes'] / 1e6:.1f} MB")
+    if "cost" in plan:
+        c = plan["cost"]
+        lines.append(f"estimated compute: {c['eecu_hours']:,.3f} EECU-hours ({c['eecu_seconds_per_pair']:.3g} EECU-seconds "
+                     f"a pair; default noncommercial tier {c['tier']['eecu_hours_per_month']:,} a month); basis: "
+                     f"{c['basis']}")
     return "\n".join(lines)

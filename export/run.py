@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 from senclr import manifest as manifest_lib
 from senclr.bands import S1_BANDS, s2_collection
 from senclr.errors import InputError
 
-from . import ee_session, ledger
+from . import cost, ee_session, ledger
 from .plan import make_plan
 
 
@@ -56,10 +57,15 @@ def write_manifest(params, plan: dict, counts: dict) -> dict:
     return m
 
 
-def run(params, beam_args: list[str], poll_seconds: float = 15.0) -> dict:
-    """Plan (or resume), fetch what is missing, and write the manifest when nothing is pending."""
+def run(params, beam_args: list[str], poll_seconds: float = 15.0, eecu_per_pair: float | None = None) -> dict:
+    """Plan (or resume), fetch what is missing, and write the manifest when nothing is pending.
+    Before any pair is fetched or task started, an export estimated over the default
+    noncommercial EECU tier is warned about on stderr (never refused)."""
     connect(params)
     plan = planned(params)
+    over = cost.warning(cost.plan_cost(plan, eecu_per_pair))
+    if over:
+        print(over, file=sys.stderr)
     if params.mode == "batch":
         from . import batch
 

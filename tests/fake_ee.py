@@ -18,7 +18,9 @@ Handlers may raise `Fault(code, message)` to answer an Earth Engine error. Fault
 seeded), `fail_next()` (the next n requests; optionally after the handler ran, i.e. a lost
 response) and `unauthorized` (401 everywhere, refused token refresh). `requests` logs every
 request (method, path without query, endpoint, JSON body, status); `max_in_flight` the peak
-concurrency per endpoint (to check a concurrency cap). `find_calls()` reads expressions. Use
+concurrency per endpoint (to check a concurrency cap). `find_calls()` reads expressions;
+`sampled_coordinates()` + `write_table()` make an `on_success` that writes what a table export of
+`pixelCoordinates` samples really holds (the doctor's batch check). Use
 the `fake_ee` fixture (connected) or `fake_ee_server` (not connected):
 `from tests.fake_ee import fake_ee, fake_ee_server  # noqa: F401`.
 """
@@ -121,6 +123,44 @@ def find_calls(expression: dict, function_name: str) -> list[dict]:
 
     walk(decode(expression))
     return found
+
+
+def sampled_coordinates(expression: dict, flip: bool = False) -> list[dict]:
+    """The features a table export of ``Image.pixelCoordinates`` samples holds, as Earth Engine
+    computes them: for each ``sample`` of ``neighborhoodToArray(Kernel.fixed)`` at a point, ``x``
+    and ``y`` (float32, row-major) of the centres of the pixels the kernel covers in the sampling
+    projection, its crsTransform, or without one the CRS's identity transform at ``scale`` (y up).
+    ``flip`` reverses the rows, as a server that misorients arrays would."""
+    features = []
+    for s in find_calls(expression, "Image.sample"):
+        image, kernel = s["image"].args["image"], s["image"].args["kernel"].args
+        while image.name == "Image.reproject":
+            image = image.args["image"]
+        if s["image"].name != "Image.neighborhoodToArray" or image.name != "Image.pixelCoordinates":
+            raise Fault(400, "fake Earth Engine: only samples of pixelCoordinates neighbourhoods are answered here")
+        proj, point = s["projection"].args, s["region"].args
+        if point["crs"].args["crs"] != proj["crs"]:
+            raise Fault(400, "fake Earth Engine: the sample point must be in the sampling projection's CRS")
+        scale = s.get("scale", 1.0)
+        a, _, c, _, e, f = proj.get("transform") or (scale, 0, 0, 0, scale, 0)
+        col, row = int(np.floor((point["coordinates"][0] - c) / a)), int(np.floor((point["coordinates"][1] - f) / e))
+        j, i = np.meshgrid(np.arange(kernel["width"]) + col - kernel["x"], np.arange(kernel["height"]) + row - kernel["y"])
+        x, y = c + (j + 0.5) * a, f + (i + 0.5) * e
+        features.append({"x": x.ravel().astype(np.float32), "y": (y[::-1] if flip else y).ravel().astype(np.float32)})
+    return features
+
+
+def write_table(body: dict, features: list[dict]) -> None:
+    """What a TFRecord table export writes on success: one gzip'd file of ``features`` (one
+    tf.train.Example each) at ``gs://bucket/<filenamePrefix>.tfrecord.gz``."""
+    import gzip
+
+    from senclr import storage, tfrecord
+    from senclr.example_proto import encode_example
+
+    dest = body["fileExportOptions"]["cloudStorageDestination"]
+    data = gzip.compress(tfrecord.encode_file(encode_example(f) for f in features))
+    storage.write_bytes(f"gs://{dest['bucket']}/{dest['filenamePrefix']}.tfrecord.gz", data)
 
 
 def constant_compute(expression: dict) -> Any:
