@@ -12,6 +12,7 @@ from senclr import manifest as manifest_lib
 from senclr import normalize
 from senclr.dataset import band_indices, shard_uris
 from senclr.errors import InputError
+from senclr.label_bands import EMBEDDING_BANDS
 from senclr.schema import ARRAY_DTYPES
 
 _TF_DTYPES = {"<f2": "float16", "<u2": "uint16", "i1": "int8", "u1": "uint8"}
@@ -66,8 +67,8 @@ def record_parser(
                 p = {k: tf.broadcast_to(v, full) for k, v in params[key].items()}
                 x = (tf.clip_by_value(tf.cast(x, tf.float32), p["lo"], p["hi"]) - p["mean"]) / p["std"]
             out[key] = x
-        for lab in labels:
-            out[lab] = decode(ex[lab], lab, [*lead, h, w])
+        for lab in labels:  # as stored: the embedding stays int8 (senclr.label_bands.dequantize_embedding)
+            out[lab] = decode(ex[lab], lab, [*lead, h, w, *([len(EMBEDDING_BANDS)] if lab == "embedding" else [])])
         return out
 
     return parse

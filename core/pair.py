@@ -91,8 +91,9 @@ def meta_from_plan_entry(entry: dict, source: str) -> PairMeta:
 class PatchPair:
     """S1 [H,W,2] dB float32, S2 [H,W,C] reflectance x 10000 uint16, cs_cdf [H,W] float32.
 
-    ``labels`` maps a label name ("water": int8 with -1 no data, "landcover": uint8 with 255 no
-    data) to an [H,W] array; it is empty for unlabelled exports.
+    ``labels`` maps a label name ("water": int8 with -1 no data; "landcover", "worldcover",
+    "dynamicworld": uint8 class index with 255 no data) to an [H,W] array, and "embedding" to an
+    int8 [H,W,64] array (``senclr.label_bands``); it is empty for unlabelled exports.
     """
 
     meta: PairMeta
@@ -126,6 +127,6 @@ class PatchPair:
         if self.cloud.shape != (h, w):
             return f"cloud shape {self.cloud.shape} is not ({h}, {w})"
         for name, lab in self.labels.items():
-            if lab.shape != (h, w):
-                return f"label {name!r} shape {lab.shape} is not ({h}, {w})"
+            if lab.shape[:2] != (h, w) or lab.ndim != (3 if name == "embedding" else 2):
+                return f"label {name!r} shape {lab.shape} is not ({h}, {w}{', 64' if name == 'embedding' else ''})"
         return None

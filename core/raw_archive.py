@@ -7,7 +7,7 @@ Layout (local folder or gs:// prefix)::
     RAW/pairs/<pair_id>.json       PairMeta of that pair
 
 The .npy is exactly the NPY_NDARRAY payload that Earth Engine's ``computePixels`` returns for an
-image with S1, S2, cs_cdf and label bands stacked, so the high-volume export stores responses as
+image with S1, S2, cs_cdf and label bands stacked (``senclr.label_bands``), so the high-volume export stores responses as
 they come. The .json is written after the .npy and marks the pair complete: a reader lists pairs by
 their .json, so an interrupted export never leaves a pair that looks whole but is not.
 """
@@ -22,11 +22,13 @@ import numpy as np
 from senclr import storage
 from senclr.bands import S1_BANDS
 from senclr.casualty import ReadError
+from senclr.label_bands import EMBEDDING, EMBEDDING_BANDS
 from senclr.pair import PairMeta, PatchPair
 
 PAIRS_DIR = "pairs"
 CLOUD_FIELD = "cs_cdf"
-LABEL_DTYPES = {"water": np.int8, "landcover": np.uint8}
+# Single-band labels; the embedding is 64 int8 fields A00..A63, as computePixels returns them.
+LABEL_DTYPES = {"water": np.int8, "landcover": np.uint8, "worldcover": np.uint8, "dynamicworld": np.uint8}
 
 
 def pair_uris(archive: str, pair_id: str) -> tuple[str, str]:
@@ -40,7 +42,9 @@ def to_structured(pair: PatchPair) -> np.ndarray:
     fields = [(b, np.float32) for b in pair.s1_bands]
     fields += [(b, np.uint16) for b in pair.s2_bands]
     fields += [(CLOUD_FIELD, np.float32)]
-    fields += [(name, LABEL_DTYPES.get(name, lab.dtype)) for name, lab in pair.labels.items()]
+    for name, lab in pair.labels.items():
+        fields += ([(b, np.int8) for b in EMBEDDING_BANDS] if name == EMBEDDING
+                   else [(name, LABEL_DTYPES.get(name, lab.dtype))])
     out = np.empty((h, w), dtype=np.dtype(fields))
     for i, b in enumerate(pair.s1_bands):
         out[b] = pair.s1[..., i]
@@ -48,7 +52,11 @@ def to_structured(pair: PatchPair) -> np.ndarray:
         out[b] = pair.s2[..., i]
     out[CLOUD_FIELD] = pair.cloud
     for name, lab in pair.labels.items():
-        out[name] = lab
+        if name == EMBEDDING:
+            for i, b in enumerate(EMBEDDING_BANDS):
+                out[b] = lab[..., i]
+        else:
+            out[name] = lab
     return out
 
 
@@ -67,8 +75,19 @@ def from_structured(arr: np.ndarray, meta: PairMeta) -> PatchPair:
         s2=np.stack([arr[b].astype(np.uint16) for b in s2_bands], axis=-1),
         cloud=arr[CLOUD_FIELD].astype(np.float32),
         s2_bands=s2_bands,
-        labels={n: np.asarray(arr[n]) for n in names if n in LABEL_DTYPES},
+        labels=_labels(arr, meta),
     )
+
+
+def _labels(arr: np.ndarray, meta: PairMeta) -> dict[str, np.ndarray]:
+    names = arr.dtype.names
+    out = {n: np.asarray(arr[n]) for n in names if n in LABEL_DTYPES}
+    present = [b for b in EMBEDDING_BANDS if b in names]
+    if len(present) == len(EMBEDDING_BANDS):
+        out[EMBEDDING] = np.stack([arr[b].astype(np.int8) for b in EMBEDDING_BANDS], axis=-1)
+    elif present:
+        raise ReadError(f"pair {meta.pair_id}: embedding bands incomplete ({len(present)} of 64)", "missing_bands")
+    return out
 
 
 def encode_npy(arr: np.ndarray) -> bytes:

@@ -8,7 +8,7 @@ Layout (a gs:// prefix, or a local copy of one)::
 
 Each Example is what ``Export.table.toCloudStorage`` writes for a feature of
 ``neighborhoodToArray`` samples: ``pair_id`` (bytes) and every band (``VV``, ``VH``, the S2 bands,
-``cs_cdf``) as a float list of P x P values in row-major order. The records carry no geometry or
+``cs_cdf``, then any label bands the plan names) as a float list of P x P values in row-major order. The records carry no geometry or
 times, so a pair's metadata comes from the plan by pair id. One bad record costs that pair only:
 it becomes a Casualty and reading goes on; damaged framing or gzip ends the file there, after
 every record before the damage has been yielded.
@@ -26,6 +26,7 @@ from senclr import storage, tfrecord
 from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.casualty import Casualty, ReadError
 from senclr.example_proto import decode_example
+from senclr.label_bands import EE_FIELDS, EMBEDDING, bands_of
 from senclr.pair import PairMeta, PatchPair, meta_from_plan_entry
 
 PLAN_PATH = ("ledger", "plan.json")
@@ -43,6 +44,7 @@ class ExportPlan:
     patch_size: int
     entries: dict  # pair_id -> plan entry (converted to PairMeta only for pairs actually read)
     filters: dict  # the Cloud Score+ policy the export was run with
+    labels: tuple[str, ...] = ()  # label and feature fields exported with each pair (senclr.label_bands)
 
     @property
     def s2_bands(self) -> tuple[str, ...]:
@@ -76,7 +78,11 @@ def read_plan(uri: str) -> ExportPlan:
             raise ValueError(f"unknown s2_level {level!r}")
         entries = {p["pair_id"]: p for p in plan["pairs"]}
         filters = {k: params[k] for k in ("min_clear", "cs_threshold") if params.get(k) is not None}
-        return ExportPlan(level, int(params["patch_size"]), entries, filters)
+        labels = tuple(params.get("labels") or ())
+        unknown = [n for n in labels if n not in EE_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown label fields {unknown}")
+        return ExportPlan(level, int(params["patch_size"]), entries, filters, labels)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ReadError(f"{uri}: not a readable export plan ({type(e).__name__}: {e})") from None
 
@@ -96,7 +102,8 @@ def decode_pair(record: bytes, plan: ExportPlan, source: str) -> PatchPair | Cas
     if meta is None:
         return Casualty(pair_id, "unreadable", "pair id not in the export's ledger/plan.json: no metadata", source)
     p = plan.entries[pair_id]["patch"]["size_px"]
-    bands = (*S1_BANDS, *plan.s2_bands, CLOUD_FIELD)
+    label_bands = {n: [b for b, _ in bands_of(n)] for n in plan.labels}
+    bands = (*S1_BANDS, *plan.s2_bands, CLOUD_FIELD, *(b for bs in label_bands.values() for b in bs))
     missing = [b for b in bands if b not in ex]
     if missing:
         return Casualty(pair_id, "missing_bands", f"bands {missing} absent (has {sorted(ex)})", source)
@@ -107,7 +114,14 @@ def decode_pair(record: bytes, plan: ExportPlan, source: str) -> PatchPair | Cas
     s2 = np.stack([_band(ex, b, p * p) for b in plan.s2_bands], axis=-1).reshape(p, p, len(plan.s2_bands))
     s2 = np.clip(np.rint(np.nan_to_num(s2, nan=0.0)), 0, 65535).astype(np.uint16)  # NaN: S2's no data, 0
     cloud = _band(ex, CLOUD_FIELD, p * p).reshape(p, p)
-    return PatchPair(meta=meta, s1=s1, s2=s2, cloud=cloud, s2_bands=plan.s2_bands, origin=source)
+    labels = {n: _label(ex, n, bs, p) for n, bs in label_bands.items()}
+    return PatchPair(meta=meta, s1=s1, s2=s2, cloud=cloud, s2_bands=plan.s2_bands, labels=labels, origin=source)
+
+
+def _label(ex: dict, name: str, bands: list[str], p: int) -> np.ndarray:
+    """A label field from the table's floats: class maps uint8 [P, P], the embedding int8 [P, P, 64]."""
+    values = np.stack([np.rint(_band(ex, b, p * p)) for b in bands], axis=-1).reshape(p, p, len(bands))
+    return values.astype(np.int8) if name == EMBEDDING else values[..., 0].astype(np.uint8)
 
 
 def pair_ids(uri: str) -> list[str]:

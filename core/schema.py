@@ -17,6 +17,11 @@ row-major [H, W, C] order; ``height`` and ``width`` give the shape, the manifest
 | cloud       | bytes      | float16 [H, W], Cloud Score+ cs_cdf                       |
 | water       | bytes      | int8 [H, W], 1 water, 0 not, -1 no data (labelled only)   |
 | landcover   | bytes      | uint8 [H, W], class index, 255 no data (labelled only)    |
+| worldcover  | bytes      | uint8 [H, W], ESA WorldCover class index, 255 no data     |
+| dynamicworld| bytes      | uint8 [H, W], Dynamic World class index, 255 no data      |
+| embedding   | bytes      | int8 [H, W, 64], AlphaEarth embedding x 127, -128 no data |
+
+The last three are there when the export asked for them (``senclr.label_bands``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from senclr.example_proto import decode_example, encode_example
 from senclr.pair import PatchPair
 
 SCHEMA_VERSION = 1
-ARRAY_DTYPES = {"s1": "<f2", "s2": "<u2", "cloud": "<f2", "water": "i1", "landcover": "u1"}
-LABELS = ("water", "landcover")
+ARRAY_DTYPES = {"s1": "<f2", "s2": "<u2", "cloud": "<f2", "water": "i1", "landcover": "u1", "worldcover": "u1",
+                "dynamicworld": "u1", "embedding": "i1"}
+LABELS = ("water", "landcover", "worldcover", "dynamicworld", "embedding")
+CHANNELLED = ("s1", "s2", "embedding")  # stored [H, W, C]; the others [H, W]
 SPLITS = ("train", "val", "test")
 
 
@@ -67,5 +74,5 @@ def decode_record(buf: bytes) -> dict:
     for name, dtype in ARRAY_DTYPES.items():
         if name in ex:
             arr = np.frombuffer(ex[name][0], dtype)
-            out[name] = arr.reshape(h, w, -1) if name in ("s1", "s2") else arr.reshape(h, w)
+            out[name] = arr.reshape(h, w, -1) if name in CHANNELLED else arr.reshape(h, w)
     return out

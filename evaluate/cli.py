@@ -104,8 +104,9 @@ def flood(data, models, out, inputs, fractions, seeds, epochs, batch_size, learn
 
 @evaluate.command()
 @click.option("--data", required=True, help="A dataset built by `senclr preprocess` (folder or gs:// prefix) with a label.")
-@click.option("--label", type=click.Choice(["landcover", "water"]), default="landcover", show_default=True,
-              help="The label band to segment: landcover (class index, 255 no data) or water (-1 no data).")
+@click.option("--label", type=click.Choice(["landcover", "water", "worldcover", "dynamicworld"]), default="landcover",
+              show_default=True, help="The label band to segment: landcover, worldcover or dynamicworld (class index, "
+                                      "255 no data) or water (-1 no data).")
 @protocol_options()
 @click.option("--modes", default="frozen,finetune", show_default=True, help="frozen (decoder only) and/or finetune.")
 @click.option("--decoder-width", default=32, show_default=True, type=click.IntRange(min=1),

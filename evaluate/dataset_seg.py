@@ -18,6 +18,7 @@ import numpy as np
 from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.bands import LANDCOVER_CLASSES
+from senclr.label_bands import CLASS_MAPS, CLASS_NODATA
 from senclr.dataset import count, iter_records
 from senclr.errors import InputError
 from senclr.evaluate.chipstore import ChipStore
@@ -28,7 +29,7 @@ from senclr.normalize import apply, band_params
 
 BENCHMARK = "dataset"
 SCORED = ("val", "test")
-NODATA = {"landcover": 255, "water": -1}
+NODATA = {"landcover": 255, "water": -1, **{name: CLASS_NODATA for name in CLASS_MAPS}}
 N_EXAMPLES = 4
 
 
@@ -37,13 +38,16 @@ def class_names(m: dict, label: str) -> list[str]:
     named = (m.get("label_classes") or {}).get(label)
     if named:
         return list(named)
+    if label in CLASS_MAPS:
+        return list(CLASS_MAPS[label].classes)
     return list(LANDCOVER_CLASSES) if label == "landcover" else ["not water", "water"]
 
 
 def check_dataset(data: str, m: dict, label: str, contenders: list[Contender]) -> None:
     if label not in m.get("labels", []):
         raise InputError(f"{data} has no {label!r} label (its labels: {m.get('labels', [])}); export with a label "
-                         "band (the synthetic source has water and landcover) and run `senclr preprocess` again")
+                         "band (the synthetic source has water and landcover; `senclr export --labels "
+                         "worldcover,dynamicworld` adds Earth Engine's) and run `senclr preprocess` again")
     if not count(m, "train"):
         raise InputError(f"{data} has no train records to train the decoder on; rebuild it with a train split")
     if not any(count(m, s) for s in SCORED):

@@ -23,7 +23,7 @@ _COMMON = [
     click.option("--s2-max-cloud", default=30.0, show_default=True, type=float, help="Largest scene CLOUDY_PIXEL_PERCENTAGE."),
     click.option("--min-clear", default=0.8, show_default=True, type=float, help="Smallest share of Cloud Score+ clear pixels a patch should have (recorded for preprocessing)."),
     click.option("--cs-threshold", default=0.6, show_default=True, type=float, help="cs_cdf at or above which a pixel is clear."),
-    click.option("--patch-size", default=128, show_default=True, type=int, help="Patch side in pixels (even, 16-964 for L1C, 16-992 for L2A)."),
+    click.option("--patch-size", default=128, show_default=True, type=int, help="Patch side in pixels (even, 16-964 for L1C, 16-992 for L2A; 520 with every label and --embedding)."),
     click.option("--scale", default=10.0, show_default=True, type=float, help="Pixel size in metres on the S2 tile's UTM grid."),
     click.option("--patches", default=1000, show_default=True, type=int, help="How many patch pairs to plan."),
     click.option("--seed", default=0, show_default=True, type=int, help="Seed of the patch locations (same seed, same plan)."),
@@ -31,6 +31,11 @@ _COMMON = [
     click.option("--force", is_flag=True, help="Allow a region beyond the size limit or more than 40 concurrent requests."),
     click.option("--workload-tag", default="senclr-export", show_default=True,
                  help="Earth Engine workload tag on every request and task: the cost shows under it in the Cloud console."),
+    click.option("--labels", multiple=True, metavar="NAMES",
+                 help="Class maps to add on each patch grid: worldcover (ESA WorldCover v200), dynamicworld (Dynamic "
+                      "World, mode over the pair's dates); comma-separated or repeated."),
+    click.option("--embedding", is_flag=True,
+                 help="Add the AlphaEarth annual Satellite Embedding of the S2 year (64 bands, stored as int8)."),
 ]
 _EE = [
     click.option("--project", default=None, help="Cloud project registered for Earth Engine."),

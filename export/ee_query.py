@@ -17,6 +17,7 @@ from shapely.geometry import mapping, shape
 from senclr.bands import CLOUD_SCORE_PLUS, S1_BANDS, S1_GRD, s2_collection
 from senclr.errors import InputError
 
+from . import ee_labels, limits
 from .geodesic import densify
 from .grid import Patch
 from .pairing import Pairing, Scene
@@ -161,14 +162,17 @@ def check_agreement(pairings: list[Pairing], params, chunk: int = AGREEMENT_CHUN
     return sorted(disagree)
 
 
-def pair_image(pairing: Pairing, s2_level: str) -> ee.Image:
+def pair_image(pairing: Pairing, s2_level: str, labels: tuple[str, ...] = ()) -> ee.Image:
     """``scene_pair_image`` of the pairing's scenes (the expression does not depend on the patch)."""
-    return scene_pair_image(pairing.s1.id, pairing.s2.id, s2_level)
+    ms = (round(pairing.s1.time.timestamp() * 1000), round(pairing.s2.time.timestamp() * 1000)) if labels else (0, 0)
+    return scene_pair_image(pairing.s1.id, pairing.s2.id, s2_level, tuple(labels), *ms)
 
 
 @functools.lru_cache(maxsize=4096)
-def scene_pair_image(s1_id: str, s2_id: str, s2_level: str) -> ee.Image:
-    """S1 VV/VH (float32 dB, bilinear), S2 bands (uint16), cs_cdf (float32): one stacked image.
+def scene_pair_image(s1_id: str, s2_id: str, s2_level: str, labels: tuple[str, ...] = (), s1_ms: int = 0,
+                     s2_ms: int = 0) -> ee.Image:
+    """S1 VV/VH (float32 dB, bilinear), S2 bands (uint16), cs_cdf (float32), then the ``labels``
+    fields (``ee_labels``; their dates are the scenes' times in ms): one stacked image.
 
     Cloud Score+ shares ``system:index`` with the S2 scene it scores. Masked pixels, inside the
     footprint or out, are filled so the NPY has no masked values: S2 with 0 (its no-data value),
@@ -183,7 +187,11 @@ def scene_pair_image(s1_id: str, s2_id: str, s2_level: str) -> ee.Image:
     s1 = s1.unmask(S1_NODATA, False).toFloat()
     s2 = s2.unmask(0, False).toUint16()
     cs = cs.unmask(0, False).toFloat()
-    return s1.addBands(s2).addBands(cs)
+    image = s1.addBands(s2).addBands(cs)
+    s2_asset = f"{s2_collection(s2_level).ee_id}/{s2_id}"
+    for name in labels:
+        image = image.addBands(ee_labels.field_image(name, s2_asset, s1_ms, s2_ms))
+    return image
 
 
 def affine_transform(p: Patch) -> dict:
@@ -198,18 +206,18 @@ def patch_projection(p: Patch) -> ee.Projection:
     return ee.Projection(p.crs, list(p.transform))
 
 
-def pixels_request(pairing: Pairing, s2_level: str) -> dict:
+def pixels_request(pairing: Pairing, s2_level: str, labels: tuple[str, ...] = ()) -> dict:
     """The computePixels request of one pair: the pair image on the patch's UTM grid, as NPY."""
     p: Patch = pairing.patch
     return {
-        "expression": pair_image(pairing, s2_level),
+        "expression": pair_image(pairing, s2_level, labels),
         "fileFormat": "NPY",
         "grid": {"dimensions": {"width": p.size_px, "height": p.size_px}, "affineTransform": affine_transform(p),
                  "crsCode": p.crs},
     }
 
 
-def patch_samples(pairing: Pairing, s2_level: str) -> ee.FeatureCollection:
+def patch_samples(pairing: Pairing, s2_level: str, labels: tuple[str, ...] = ()) -> ee.FeatureCollection:
     """One feature holding the whole patch: every band as a [P, P] array, cut on the patch grid.
 
     The pair image is reprojected onto the patch grid (``patch_projection``: the same transform
@@ -220,7 +228,8 @@ def patch_samples(pairing: Pairing, s2_level: str) -> ee.FeatureCollection:
     arrays would come out flipped north-south and a row off.) A point has no area to subsample,
     so no ``numPixels``.
     """
-    return grid_samples(pair_image(pairing, s2_level), pairing.patch).map(lambda f: f.set("pair_id", pairing.pair_id))
+    return grid_samples(pair_image(pairing, s2_level, labels), pairing.patch).map(
+        lambda f: f.set("pair_id", pairing.pair_id))
 
 
 def grid_samples(image: ee.Image, p: Patch) -> ee.FeatureCollection:
@@ -234,16 +243,17 @@ def grid_samples(image: ee.Image, p: Patch) -> ee.FeatureCollection:
     return image.reproject(grid).neighborhoodToArray(kernel).sample(region=focus, projection=grid, dropNulls=False)
 
 
-def task_collection(pairings: list[Pairing], s2_level: str) -> ee.FeatureCollection:
+def task_collection(pairings: list[Pairing], s2_level: str, labels: tuple[str, ...] = ()) -> ee.FeatureCollection:
     """The patches of one batch task as one collection (one feature per pair)."""
-    return ee.FeatureCollection([patch_samples(p, s2_level) for p in pairings]).flatten()
+    return ee.FeatureCollection([patch_samples(p, s2_level, labels) for p in pairings]).flatten()
 
 
-def table_export_config(pairings: list[Pairing], s2_level: str, bucket: str, prefix: str, description: str) -> dict:
+def table_export_config(pairings: list[Pairing], s2_level: str, bucket: str, prefix: str, description: str,
+                        labels: tuple[str, ...] = ()) -> dict:
     """The ExportTableRequest of one batch task: TFRecord files under gs://bucket/prefix."""
-    bands = [*S1_BANDS, *s2_collection(s2_level).band_names, "cs_cdf"]
+    bands = [b for b, _ in limits.pair_bands(s2_level, labels)]
     task = ee.batch.Export.table.toCloudStorage(
-        collection=task_collection(pairings, s2_level), description=description, bucket=bucket,
+        collection=task_collection(pairings, s2_level, labels), description=description, bucket=bucket,
         fileNamePrefix=prefix, fileFormat="TFRecord", selectors=["pair_id", *bands],
     )
     return task.config

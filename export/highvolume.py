@@ -28,11 +28,10 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from tqdm import tqdm
 
 from senclr import raw_archive, storage
-from senclr.bands import S1_BANDS, s2_collection
 from senclr.beam_lists import listed
 from senclr.errors import InputError
 
-from . import ee_query, ee_session, ledger
+from . import ee_query, ee_session, ledger, limits
 from .plan import pair_meta, pairing_from_json
 
 NAMESPACE = "senclr-export"
@@ -73,10 +72,10 @@ def runner_flags(beam_args: list[str]) -> list[str]:
     return list(beam_args)
 
 
-def check_npy(data: bytes, size: int, s2_level: str) -> None:
+def check_npy(data: bytes, size: int, s2_level: str, labels: tuple[str, ...] = ()) -> None:
     """ValueError unless ``data`` is the structured [size, size] array of one pair."""
     arr = np.load(io.BytesIO(data), allow_pickle=False)
-    want = [*S1_BANDS, *s2_collection(s2_level).band_names, raw_archive.CLOUD_FIELD]
+    want = [b for b, _ in limits.pair_bands(s2_level, labels)]
     if arr.dtype.names is None or list(arr.dtype.names) != want or arr.shape != (size, size):
         raise ValueError(f"unexpected response: {arr.dtype.names} {arr.shape}, wanted {want} ({size}, {size})")
 
@@ -103,9 +102,9 @@ class FetchPairsFn(beam.DoFn):
     """
 
     def __init__(self, connection: dict, out: str, s2_level: str, mode: str, slots: int, total: int, progress: bool,
-                 workload_tag: str = "senclr-export"):
+                 workload_tag: str = "senclr-export", labels: tuple[str, ...] = ()):
         self.connection, self.out, self.s2_level, self.mode, self.slots = connection, out, s2_level, mode, slots
-        self.total, self.progress, self.workload_tag = total, progress, workload_tag
+        self.total, self.progress, self.workload_tag, self.labels = total, progress, workload_tag, tuple(labels)
 
     def setup(self):
         import ee
@@ -127,10 +126,10 @@ class FetchPairsFn(beam.DoFn):
 
         pairing = pairing_from_json(entry)
         try:
-            request = ee_query.pixels_request(pairing, self.s2_level)  # client work outside the slot
+            request = ee_query.pixels_request(pairing, self.s2_level, self.labels)  # client work outside the slot
             with _slots(self.slots):
                 data = ee.data.computePixels(request)
-            check_npy(data, pairing.patch.size_px, self.s2_level)
+            check_npy(data, pairing.patch.size_px, self.s2_level, self.labels)
             npy_uri, json_uri = raw_archive.pair_uris(self.out, entry["pair_id"])
             storage.write_bytes(npy_uri, data)
             storage.write_text(json_uri, json.dumps(pair_meta(entry, self.mode).to_json(), sort_keys=True, indent=1))
@@ -174,6 +173,6 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
                                       lambda p: json.dumps(p, sort_keys=True), json.loads)
                 | "ComputePixels" >> beam.ParDo(
                     FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress,
-                                 params.workload_tag))
+                                 params.workload_tag, params.labels))
             )
     return ledger.counts(params.out, plan)

@@ -2,8 +2,9 @@
 
 computePixels refuses (HTTP 400, which the client does not retry) a request whose size exceeds
 48 MiB = 50,331,648 bytes, counted as pixels x bands x (bytes per pixel + 1 mask byte). A pair
-is S1 VV, VH (float32), the S2 bands (uint16), cs_cdf (float32) and any label bands (uint8),
-so an L1C pair needs 54 bytes a pixel: 964 px is the largest even patch side that fits (992 px
+is S1 VV, VH (float32), the S2 bands (uint16), cs_cdf (float32) and any label bands (uint8 class
+maps, 64 int8 for the embedding), so an L1C pair needs 54 bytes a pixel (186 with every label
+and the embedding, 520 px at most): 964 px is the largest even patch side that fits (992 px
 for L2A). Batch tasks hold the same per-patch arrays, so their patches obey the same cap, and a
 task's pairs are capped by bytes (``TASK_MAX_BYTES``) as well as by count.
 """
@@ -14,11 +15,11 @@ import math
 
 from senclr.bands import S1_BANDS, s2_collection
 from senclr.errors import InputError
+from senclr.label_bands import bands_of
 
 COMPUTE_PIXELS_MAX_BYTES = 50_331_648  # 48 MiB, Earth Engine's computePixels limit
 MASK_BYTES = 1  # Earth Engine counts one mask byte per pixel and band
-DTYPE_BYTES = {"float32": 4, "uint16": 2, "uint8": 1}
-LABEL_DTYPE = "uint8"  # class maps (WorldCover, Dynamic World)
+DTYPE_BYTES = {"float32": 4, "uint16": 2, "uint8": 1, "int8": 1}
 PAIRS_PER_TASK = 1000  # batch: at most this many pairs per task (task start-up cost vs the 3000-task queue)
 # Batch: what one task may hold. 1000 L1C pairs of 128 px (the default) are 0.88 GB; bigger patches
 # get fewer pairs per task, so one task never asks neighborhoodToArray + sample for much more.
@@ -28,7 +29,7 @@ TASK_MAX_BYTES = 1 << 30
 def pair_bands(s2_level: str, labels=()) -> list[tuple[str, str]]:
     """(band, dtype) of one pair's image, in the order requested."""
     return ([(b, "float32") for b in S1_BANDS] + [(b, "uint16") for b in s2_collection(s2_level).band_names]
-            + [("cs_cdf", "float32")] + [(label, LABEL_DTYPE) for label in labels])
+            + [("cs_cdf", "float32")] + [band for label in labels for band in bands_of(label)])
 
 
 def bytes_per_pixel(dtypes) -> int:
@@ -56,7 +57,7 @@ def check_patch_size(patch_size: int, s2_level: str, labels=()) -> None:
     """InputError, before any request, for a patch whose pair Earth Engine would refuse."""
     need = request_bytes(patch_size, s2_level, labels)
     if need > COMPUTE_PIXELS_MAX_BYTES:
-        extra = f" and {len(labels)} label band(s)" if labels else ""
+        extra = f" with {', '.join(labels)}" if labels else ""
         raise InputError(
             f"--patch-size {patch_size}: one {s2_level.upper()} pair{extra} is {need:,} bytes as Earth Engine counts "
             f"it (pixels x bands x (bytes + 1 mask byte)), over its {COMPUTE_PIXELS_MAX_BYTES:,}-byte limit per "

@@ -18,6 +18,7 @@ import shapely
 
 from senclr import manifest as manifest_lib
 from senclr.errors import InputError
+from senclr.label_bands import CLASS_MAPS, EE_FIELDS, EMBEDDING
 
 from .limits import check_patch_size
 from .region import check_size, parse_region
@@ -61,6 +62,7 @@ class ExportParams:
     ee_credentials: str = "default"
     force: bool = False
     workload_tag: str = "senclr-export"
+    labels: tuple[str, ...] = ()  # label and feature fields added to each pair (senclr.label_bands)
 
     @property
     def max_dt_hours(self) -> float:
@@ -72,12 +74,14 @@ class ExportParams:
         d["region"] = json.loads(shapely.to_geojson(self.region))
         d["region_bounds"] = list(self.region.bounds)
         d["start"], d["end"] = self.start.isoformat(), self.end.isoformat()
+        d["labels"] = list(self.labels)
         return manifest_lib.scrub(d)  # drops ee_credentials (a key path says where a secret lives)
 
     def plan_identity(self) -> dict:
         """The arguments that decide which pairs are planned (see PLAN_FIELDS)."""
         d = self.to_json()
-        return {k: d[k] for k in PLAN_FIELDS}
+        # labels only when asked for, so ledgers written before they existed still resume
+        return {k: d[k] for k in PLAN_FIELDS} | ({"labels": d["labels"]} if self.labels else {})
 
 
 def _number(name: str, value, kind=float):
@@ -138,6 +142,16 @@ def _patch_size(value) -> int:
     if size % 2:
         raise InputError(f"--patch-size must be an even number of pixels (16..1024, e.g. 128), got {value!r}")
     return size
+
+
+def _labels(labels, embedding) -> tuple[str, ...]:
+    """--labels (names, comma-separated or repeated) and --embedding as fields in a fixed order."""
+    asked = {t.strip().lower() for item in (labels or ()) for t in str(item).split(",") if t.strip()}
+    unknown = sorted(asked - set(CLASS_MAPS))
+    if unknown:
+        raise InputError(f"--labels {', '.join(unknown)}: not a label senclr exports; choose from "
+                         f"{', '.join(CLASS_MAPS)} (e.g. --labels worldcover,dynamicworld)")
+    return tuple(n for n in EE_FIELDS if n in asked or (n == EMBEDDING and embedding))
 
 
 def _out(out, mode: str) -> str:
@@ -216,14 +230,16 @@ def _project(value) -> str | None:
 def build_params(*, region, start, end, out, today: date | None = None, max_dt_days=3, s2_level="l1c",
                  s2_max_cloud=30, min_clear=0.8, cs_threshold=0.6, patch_size=128, scale=10, patches=1000,
                  seed=0, project=None, max_concurrent=20, mode="batch", ee_api_url=None,
-                 ee_credentials="default", force=False, workload_tag="senclr-export") -> ExportParams:
+                 ee_credentials="default", force=False, workload_tag="senclr-export", labels=(),
+                 embedding=False) -> ExportParams:
     """ExportParams from raw flag values, or the first InputError. ``today`` is injectable for tests."""
     force = bool(force)
     mode = _choice("mode", mode, MODES)
     s, e = check_dates(start, end, today)
     geom = parse_region(region)
     level, size = _choice("s2-collection", s2_level, S2_LEVELS), _patch_size(patch_size)
-    check_patch_size(size, level)  # Earth Engine would refuse every request (HTTP 400, not retried)
+    fields_ = _labels(labels, embedding)
+    check_patch_size(size, level, fields_)  # Earth Engine would refuse every request (HTTP 400, not retried)
     return ExportParams(
         region=geom, region_text=str(region).strip(), region_km2=round(check_size(geom, force), 3),
         start=s, end=e, out=_out(out, mode),
@@ -235,7 +251,7 @@ def build_params(*, region, start, end, out, today: date | None = None, max_dt_d
         patches=_in_range("patches", patches, 1, None, int), seed=_in_range("seed", seed, 0, None, int),
         project=_project(project), max_concurrent=_max_concurrent(max_concurrent, mode, force), mode=mode,
         ee_api_url=_url(ee_api_url), ee_credentials=_credentials(ee_credentials), force=force,
-        workload_tag=_workload_tag(workload_tag),
+        workload_tag=_workload_tag(workload_tag), labels=fields_,
     )
 
 

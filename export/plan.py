@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import datetime
 
 from senclr import __version__
-from senclr.bands import s2_collection
 from senclr.pair import PairMeta, meta_from_plan_entry
 
 from . import cost, ee_query, limits
@@ -24,11 +23,12 @@ from .pairing import PAIRING_DISAGREEMENT, Pairing, Scene, dt_histogram, pair_pa
 SOURCE = {"highvolume": "ee-highvolume", "batch": "ee-batch"}
 
 
-def bytes_per_pair(patch_size: int, s2_level: str, mode: str = "highvolume") -> int:
-    """Stored size of one pair. High-volume NPY: S1 2 x float32, S2 bands x uint16, cs_cdf float32.
-    Batch TFRecord tables store every value as a float (4 bytes), before gzip."""
-    n_s2 = len(s2_collection(s2_level).band_names)
-    per_pixel = 2 * 4 + n_s2 * 2 + 4 if mode == "highvolume" else (2 + n_s2 + 1) * 4
+def bytes_per_pair(patch_size: int, s2_level: str, mode: str = "highvolume", labels=()) -> int:
+    """Stored size of one pair. High-volume NPY: each band at its dtype (S1 2 x float32, S2 bands x
+    uint16, cs_cdf float32, labels 1 byte a band). Batch TFRecord tables store every value as a
+    float (4 bytes), before gzip."""
+    bands = limits.pair_bands(s2_level, labels)
+    per_pixel = (sum(limits.DTYPE_BYTES[d] for _, d in bands) if mode == "highvolume" else 4 * len(bands))
     return patch_size * patch_size * per_pixel + 512
 
 
@@ -83,7 +83,7 @@ def make_plan(params, eecu_per_pair: float | None = None) -> tuple[dict, list[Sc
     pairings, disagreed = agreed(pairings, params)
     dropped += [(p.patch, PAIRING_DISAGREEMENT) for p in disagreed]
     reasons = dict(Counter(reason for _, reason in dropped))
-    per_task = limits.pairs_per_task(params.patch_size, params.s2_level)
+    per_task = limits.pairs_per_task(params.patch_size, params.s2_level, params.labels)
     n = len(pairings)
     plan = {
         "kind": "senclr-export-plan", "senclr_version": __version__, "parameters": params.to_json(),
@@ -93,10 +93,10 @@ def make_plan(params, eecu_per_pair: float | None = None) -> tuple[dict, list[Sc
         "dt_hours": dt_histogram(pairings),
         "pairing_disagreements": sorted(p.pair_id for p in disagreed),
         "requests": n if params.mode == "highvolume" else 0,
-        "request_bytes": limits.request_bytes(params.patch_size, params.s2_level),
+        "request_bytes": limits.request_bytes(params.patch_size, params.s2_level, params.labels),
         "pairs_per_task": per_task,
         "tasks": math.ceil(n / per_task) if params.mode == "batch" else 0,
-        "estimated_bytes": n * bytes_per_pair(params.patch_size, params.s2_level, params.mode),
+        "estimated_bytes": n * bytes_per_pair(params.patch_size, params.s2_level, params.mode, params.labels),
         "pairs": [pairing_json(p) for p in pairings],
     }
     plan["cost"] = cost.plan_cost(plan, eecu_per_pair)

@@ -47,7 +47,7 @@ def write_manifest(params, plan: dict, counts: dict) -> dict:
     m = manifest_lib.new(
         "raw", f"export run --mode {params.mode}", params.to_json(), seed=params.seed, source=f"ee-{params.mode}",
         format="pairs/*.npy + *.json" if params.mode == "highvolume" else "tasks/*.tfrecord.gz: Earth Engine table TFRecords, one feature per pair",
-        patch_size=params.patch_size, pixel_size=params.scale, labels=[],
+        patch_size=params.patch_size, pixel_size=params.scale, labels=list(params.labels),
         bands={"s1": list(S1_BANDS), "s2": list(s2_collection(params.s2_level).band_names), "s2_level": params.s2_level},
         counts={"read": counts["planned"], "kept": counts["done"], "rejected": reasons},
         plan={k: plan[k] for k in ("scenes", "patches", "dt_hours")}, ledger=ledger.LEDGER,

@@ -30,13 +30,16 @@ MULTIPROCESS_FROM_PAIRS = 8000
 CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each) before they go through a file
 UNITS_FILE = ".units.jsonl"
 
-# Bytes per pixel of a stored record: S1 2 x float16, cs_cdf float16, labels 2 x 1 byte.
-_FIXED_BYTES_PER_PIXEL = 2 * 2 + 2 + 2
+# Bytes per pixel of a stored record: S1 2 x float16, cs_cdf float16, S2 uint16 each, then labels.
+_FIXED_BYTES_PER_PIXEL = 2 * 2 + 2
+_LABEL_BYTES_PER_PIXEL = {"embedding": 64}  # 64 int8; every other label 1 byte
 
 
-def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int, shard_mb: float) -> dict:
+def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int, shard_mb: float,
+                     labels: tuple = ("water", "landcover")) -> dict:
     """Shard counts that put about ``shard_mb`` MB in each file, estimated from the input size."""
-    record_bytes = patch_size * patch_size * (_FIXED_BYTES_PER_PIXEL + 2 * n_s2) + 200
+    per_pixel = _FIXED_BYTES_PER_PIXEL + 2 * n_s2 + sum(_LABEL_BYTES_PER_PIXEL.get(n, 1) for n in labels)
+    record_bytes = patch_size * patch_size * per_pixel + 200
     per_shard = max(1, int(shard_mb * 1e6 // record_bytes))
     return {name: max(1, math.ceil(n_pairs * f / per_shard)) for name, f in zip(SPLITS, fractions)}
 
@@ -133,7 +136,8 @@ def preprocess(
     s1_bands, s2_bands = list(S1_BANDS), list(inputs.s2_bands)
     patch_size = inputs.patch_size
     cfg = filters.FilterConfig(tuple(s2_bands), patch_size, min_clear, cs_threshold, max_nodata)
-    num_shards = shards_per_split(inputs.expected_pairs, fractions, patch_size or 64, len(s2_bands), shard_mb)
+    num_shards = shards_per_split(inputs.expected_pairs, fractions, patch_size or 64, len(s2_bands), shard_mb,
+                                  inputs.labels)
     params = dict(input=input, output=output, split=split, cell_deg=cell_deg, shard_mb=shard_mb, seed=seed, beam_args=beam_args, **asdict(cfg))
     params["s2_bands"] = list(params["s2_bands"])
     base = manifest_lib.new(
