@@ -102,9 +102,10 @@ class FetchPairsFn(beam.DoFn):
     """
 
     def __init__(self, connection: dict, out: str, s2_level: str, mode: str, slots: int, total: int, progress: bool,
-                 workload_tag: str = "senclr-export", labels: tuple[str, ...] = ()):
+                 workload_tag: str = "senclr-export", labels: tuple[str, ...] = (), entries_uri: str = ""):
         self.connection, self.out, self.s2_level, self.mode, self.slots = connection, out, s2_level, mode, slots
         self.total, self.progress, self.workload_tag, self.labels = total, progress, workload_tag, tuple(labels)
+        self.entries_uri = entries_uri
 
     def setup(self):
         import ee
@@ -113,6 +114,7 @@ class FetchPairsFn(beam.DoFn):
         ee_session.connect(**self.connection)
         ee_session.size_pool(self.slots)
         ee.data.setWorkloadTag(self.workload_tag)
+        self.entries = read_entries(self.entries_uri)
         self.bar = tqdm(total=self.total, desc="computePixels", unit="pair", disable=not self.progress)
 
     def teardown(self):
@@ -137,7 +139,8 @@ class FetchPairsFn(beam.DoFn):
             return entry["pair_id"], f"{type(e).__name__}: {e}"[:500]
         return entry["pair_id"], None
 
-    def process(self, entry):
+    def process(self, pair_id):
+        entry = json.loads(self.entries[pair_id])
         self.futures.append(_pool(self.slots).submit(self._fetch, entry))
 
     def finish_bundle(self):
@@ -156,7 +159,18 @@ class FetchPairsFn(beam.DoFn):
         self.futures = []
 
 
-CREATE_LIMIT = 10_000  # plan entries (~600 B each) embedded in the job graph before they go through a file
+CREATE_LIMIT = 50_000  # pair ids (16 hex digits) embedded in the job graph before they go through a file
+ENTRIES, IDS = "todo.jsonl", "todo_ids.txt"
+
+
+def write_entries(uri: str, todo: list[dict]) -> None:
+    """The plan entries to fetch, one ``<pair_id>\t<json>`` line each, for the workers to read."""
+    storage.write_text(uri, "".join(f"{p['pair_id']}\t{json.dumps(p, sort_keys=True)}\n" for p in todo))
+
+
+def read_entries(uri: str) -> dict[str, str]:
+    """{pair id: its entry's JSON}, parsed only when the pair is fetched (a plan's dicts take 3x the memory)."""
+    return dict(line.split("\t", 1) for line in storage.read_text(uri).splitlines() if line)
 
 
 def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict:
@@ -166,13 +180,18 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
     slots = max(1, params.max_concurrent // worker_processes(beam_args))
     connection = {"project": params.project, "credentials": params.ee_credentials, "api_url": params.ee_api_url}
     if todo:
+        # Only ids go through the pipeline: Create embeds its items in the job graph, and 1000
+        # whole entries cost the pipeline's start ~0.8 s more than their ids (Beam pickles,
+        # encodes and type-infers every item). Workers read the entries from the ledger.
+        entries = storage.join(params.out, ledger.LEDGER, ENTRIES)
+        write_entries(entries, todo)
         with beam.Pipeline(options=PipelineOptions(runner_flags(beam_args))) as p:
             _ = (
                 p
-                | "Planned" >> listed(todo, storage.join(params.out, ledger.LEDGER, "todo.jsonl"), CREATE_LIMIT,
-                                      lambda p: json.dumps(p, sort_keys=True), json.loads)
+                | "Planned" >> listed([e["pair_id"] for e in todo], storage.join(params.out, ledger.LEDGER, IDS),
+                                      CREATE_LIMIT, str, str)
                 | "ComputePixels" >> beam.ParDo(
                     FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress,
-                                 params.workload_tag, params.labels))
+                                 params.workload_tag, params.labels, entries))
             )
     return ledger.counts(params.out, plan)
