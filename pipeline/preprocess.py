@@ -21,7 +21,7 @@ from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.beam_flags import check_beam_flags
 from senclr.beam_lists import listed
 from senclr.errors import InputError
-from senclr.pipeline import filters, shardfirst, sources, transforms
+from senclr.pipeline import filters, publish, shardfirst, sources, transforms
 from senclr.pipeline.split import parse_fractions
 from senclr.schema import SCHEMA_VERSION, SPLITS
 
@@ -42,32 +42,6 @@ def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int,
     record_bytes = patch_size * patch_size * per_pixel + 200
     per_shard = max(1, int(shard_mb * 1e6 // record_bytes))
     return {name: max(1, math.ceil(n_pairs * f / per_shard)) for name, f in zip(SPLITS, fractions)}
-
-
-def _norm(uri: str) -> str:
-    return uri.rstrip("/") if storage.is_gcs(uri) else os.path.abspath(uri)
-
-
-def _staging(roots: list[str], output: str, overwrite: bool) -> str:
-    """Where to build the dataset: beside a local output (swapped in when finished), so a failed
-    rerun never costs the old dataset; on gs:// (no rename) the output itself."""
-    o = _norm(output)
-    for i in map(_norm, roots):
-        if i == o or i.startswith(o + "/") or o.startswith(i + "/"):
-            raise InputError(f"--input {i} and --output {output} overlap: write the dataset to a separate folder")
-    storage.refuse_file(output, "--output")
-    if storage.is_dir(output) and any(True for _ in storage.list_files(output, limit=1)):
-        if not overwrite:
-            raise InputError(f"output {output} already exists and is not empty: choose a new folder or pass --overwrite")
-        if storage.is_gcs(output):
-            storage.remove_tree(output)
-    return output if storage.is_gcs(output) else f"{o}.partial-{os.getpid()}"
-
-
-def _publish(stage: str, output: str) -> None:
-    if stage != output:
-        storage.remove_tree(output)
-        os.replace(stage, output)
 
 
 def runner_args(beam_args: list[str], pairs: int) -> list[str]:
@@ -113,9 +87,9 @@ def preprocess(
 ) -> dict:
     """Run the pipeline to completion and return the dataset manifest.
 
-    Nothing is left behind on failure. A local dataset is built beside its destination and swapped
-    in when finished, so a failed ``--overwrite`` rerun keeps the old one; on gs:// the old one is
-    removed first.
+    Nothing is left behind on failure. The dataset is built in a new build folder under ``output``
+    and becomes the dataset when the root manifest is written (``publish``): an ``--overwrite``
+    rerun that fails or is killed leaves the old dataset whole and readable, local or gs://.
     """
     beam_args = list(beam_args or [])
     check_beam_flags(beam_args)
@@ -131,7 +105,8 @@ def preprocess(
     inputs = sources.resolve(input, patch_size)
     min_clear = min_clear if min_clear is not None else _recorded(inputs, "min_clear", DEFAULT_MIN_CLEAR)
     cs_threshold = cs_threshold if cs_threshold is not None else _recorded(inputs, "cs_threshold", DEFAULT_CS_THRESHOLD)
-    stage = _staging(inputs.roots, output, overwrite)
+    old = publish.prepare(output, inputs.roots, overwrite)
+    fresh = not storage.is_dir(output)
 
     s1_bands, s2_bands = list(S1_BANDS), list(inputs.s2_bands)
     patch_size = inputs.patch_size
@@ -149,7 +124,8 @@ def preprocess(
         normalisation="clip to [p1, p99] per band, then (x - mean) / std; statistics over all kept patches",
         counts={"read": 0, "kept": 0, "rejected": {}},
     )
-    storage.makedirs(stage)
+    build = publish.start(output)
+    stage = storage.join(output, build)
     try:
         with beam.Pipeline(options=PipelineOptions(runner_args(beam_args, inputs.expected_pairs))) as p:
             units = p | "ListUnits" >> listed(inputs.units, storage.join(stage, UNITS_FILE), CREATE_LIMIT,
@@ -171,8 +147,7 @@ def preprocess(
             raise InputError(f"all {m['counts']['read']} pairs were rejected ({m['counts']['rejected']}); loosen "
                              f"--min-clear or check the input. First casualties:\n{_first_rejects(stage)}")
     except BaseException:
-        storage.remove_tree(stage)
+        storage.remove_tree(output if fresh else stage)  # a new output folder goes with its build
         raise
     storage.remove(storage.join(stage, UNITS_FILE))
-    _publish(stage, output)
-    return m
+    return publish.switch(output, build, old)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 
@@ -35,6 +36,11 @@ def random_pair(rng: np.random.Generator, size: int = 16, i: int = 0, labels: bo
     if labels:
         pair.labels = {"water": water, "landcover": rng.integers(0, 6, (size, size)).astype(np.uint8)}
     return pair
+
+
+def dataset_files(root: str) -> list[str]:
+    """Every file of a local dataset, relative to its root (shards live in its build folder)."""
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
 
 
 def write_tiny_dataset(folder: str, n: int = 12, size: int = 16, seed: int = 0) -> dict:

@@ -20,7 +20,7 @@ from senclr.pipeline import filters, split, transforms
 from senclr.beam_flags import unknown_beam_flags
 from senclr.pipeline.preprocess import preprocess
 from senclr.pipeline.stats import BandStatsFn
-from tests.helpers import random_pair, write_raw_archive
+from tests.helpers import dataset_files, random_pair, write_raw_archive
 
 CFG = filters.FilterConfig(S2_BANDS["l1c"], 16)
 
@@ -112,7 +112,7 @@ def test_preprocess_counts_every_pair(tmp_path, broken_archive):
     c = m["counts"]
     assert c["read"] == 30 and c["read"] == c["kept"] + sum(c["rejected"].values())
     assert c["rejected"] == {"bad_shape": 1, "cloudy": 1, "non_finite": 1, "unreadable": 1}
-    rejects = [json.loads(line) for line in open(os.path.join(out, "rejects.jsonl"))]
+    rejects = [json.loads(line) for line in open(os.path.join(out, manifest_lib.read(out)["rejects_file"]))]
     assert sorted(r["reason"] for r in rejects) == ["bad_shape", "cloudy", "non_finite", "unreadable"]
     for s in m["shards"]:
         data = open(os.path.join(out, s["path"]), "rb").read()
@@ -127,9 +127,8 @@ def test_multiprocess_run_is_byte_identical_to_in_memory(tmp_path, broken_archiv
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     preprocess(broken_archive, a, cell_deg=1.0)
     preprocess(broken_archive, b, cell_deg=1.0, beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
-    files = sorted(os.listdir(a))
-    assert files == sorted(os.listdir(b))
-    for f in files:
+    assert dataset_files(a) == dataset_files(b)
+    for f in dataset_files(a):
         if f != manifest_lib.FILENAME:
             assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f
     ma, mb = manifest_lib.read(a), manifest_lib.read(b)
@@ -265,8 +264,8 @@ def test_shard_first_path_writes_what_the_general_path_writes(tmp_path, broken_a
         os.replace(out, outs[name])
     c = m["counts"]
     assert c["read"] == 36 == c["kept"] + sum(c["rejected"].values()) and c["rejected"]["duplicate"] == 5
-    files = sorted(os.listdir(outs["general"]))
-    assert files == sorted(os.listdir(outs["shard_first"])) and len(files) > 3
+    files = dataset_files(outs["general"])
+    assert files == dataset_files(outs["shard_first"]) and len(files) > 3
     for f in files:
         with open(os.path.join(outs["general"], f), "rb") as a, open(os.path.join(outs["shard_first"], f), "rb") as b:
             assert a.read() == b.read(), f
@@ -293,8 +292,8 @@ def test_large_unit_lists_go_through_a_file_not_the_job_graph(tmp_path, broken_a
         monkeypatch.setattr(preprocess_mod, "CREATE_LIMIT", 2)
         large = preprocess(source, str(tmp_path / f"{name}-file"), cell_deg=1.0)
         monkeypatch.setattr(preprocess_mod, "CREATE_LIMIT", 20_000)
-        files = sorted(os.listdir(tmp_path / f"{name}-graph"))
-        assert files == sorted(os.listdir(tmp_path / f"{name}-file"))  # no listing file left behind
+        files = dataset_files(str(tmp_path / f"{name}-graph"))
+        assert files == dataset_files(str(tmp_path / f"{name}-file"))  # no listing file left behind
         assert small["counts"] == large["counts"] and small["shards"] == large["shards"]
 
 

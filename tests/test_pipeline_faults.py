@@ -99,7 +99,7 @@ def _vanish_after_listing(monkeypatch, uri: str) -> None:
 
 
 def _rejects(out: str) -> list[dict]:
-    return [json.loads(line) for line in storage.read_text(storage.join(out, transforms.REJECTS_FILE)).splitlines()]
+    return [json.loads(line) for line in storage.read_text(storage.join(out, manifest_lib.read(out)["rejects_file"])).splitlines()]
 
 
 def test_every_fault_is_named_and_the_rest_is_kept(base, pairs, monkeypatch):

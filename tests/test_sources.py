@@ -18,7 +18,7 @@ from senclr.pair import PatchPair
 from senclr.pipeline import sources, transforms
 from senclr.pipeline.preprocess import preprocess
 from tests.conftest import SHARED_DATA
-from tests.helpers import (ee_table_example, plan_entry, random_pair, write_batch_export, write_chip,
+from tests.helpers import (dataset_files, ee_table_example, plan_entry, random_pair, write_batch_export, write_chip,
                            write_raw_archive)
 
 CHIP = SHARED_DATA / "sen1floods11-sample"
@@ -236,8 +236,8 @@ def test_cli_patch_size_and_multiprocess_run_is_byte_identical(tmp_path, pairs):
     assert "read 30, kept 30" in r.output
     preprocess(given, str(tmp_path / "b"), patch_size=16, cell_deg=1.0,
                beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
-    files = sorted(os.listdir(tmp_path / "a"))
-    assert files == sorted(os.listdir(tmp_path / "b"))
+    files = dataset_files(str(tmp_path / "a"))
+    assert files == dataset_files(str(tmp_path / "b"))
     for f in files:
         if f != "manifest.json":
             assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
