@@ -110,6 +110,9 @@ def summary(plan: dict) -> str:
         f"patches: {p['paired']} pairs of {p['sampled']} sampled ({p['asked']} asked); dropped {p['dropped'] or 'none'}",
         f"Δt (S1 - S2): median |Δt| {dt['median_abs_hours']} h over {dt['n']} pairs",
     ]
+    labels = plan.get("parameters", {}).get("labels")
+    if labels:
+        lines.append(f"label and feature bands: {', '.join(labels)} (on each patch grid)")
     size = f"{plan['request_bytes'] / 1e6:.1f} MB a pair as Earth Engine counts it" if "request_bytes" in plan else ""
     if plan["requests"]:
         lines.append(f"computePixels requests: {plan['requests']} ({size}; limit "

@@ -57,6 +57,8 @@ def test_labels_and_embedding_reach_the_dataset_on_the_pair_grid(ee_server, tmp_
     assert r.exit_code == 0, r.output
     plan = json.loads(storage.read_text(storage.join(out, "ledger", "plan.json")))
     assert plan["parameters"]["labels"] == FIELDS
+    shown = _invoke(["plan", *ARGS, *LABELS, "--out", str(tmp_path / "p"), "--ee-api-url", ee_server.url])
+    assert "label and feature bands: worldcover, dynamicworld, embedding" in shown.output, shown.output
     windows = {(min(_ms(p["s1"]["time"]), _ms(p["s2"]["time"])), max(_ms(p["s1"]["time"]), _ms(p["s2"]["time"])) + 1)
                for p in plan["pairs"]}
 
