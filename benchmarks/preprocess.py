@@ -138,7 +138,7 @@ def child(mode: str, raw: str, out: str) -> None:
     t0 = time.perf_counter()
     m = run()
     wall = time.perf_counter() - t0
-    shards = sorted((s["path"], s["records"], s["sha256"]) for s in m["shards"])
+    shards = sorted((s["path"].rsplit("/", 1)[-1], s["records"], s["sha256"]) for s in m["shards"])  # without the build folder
     print(json.dumps({"mode": mode, "import_s": t_import, "wall_s": wall, "read": m["counts"]["read"],
                       "kept": m["counts"]["kept"], "shards": shards, "vm_hwm_kb": _vm_hwm_kb()}))
 
