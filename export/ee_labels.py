@@ -48,6 +48,13 @@ def embedding(s2_ms: int) -> ee.Image:
             .unmask(EMBEDDING_NODATA, False).toInt8())
 
 
+def embedding_years(region: ee.Geometry) -> set[int]:
+    """The years the annual embedding covers over ``region`` (one getInfo): a pair of another
+    year would get an all no-data embedding."""
+    starts = ee.ImageCollection(EMBEDDING_ID).filterBounds(region).aggregate_array("system:time_start").getInfo()
+    return {datetime.fromtimestamp(ms / 1000, timezone.utc).year for ms in starts or []}
+
+
 def field_image(field: str, s2_asset: str, s1_ms: int, s2_ms: int) -> ee.Image:
     if field == "worldcover":
         return worldcover()

@@ -14,9 +14,10 @@ from collections import Counter
 from datetime import datetime
 
 from senclr import __version__
+from senclr.label_bands import EMBEDDING
 from senclr.pair import PairMeta, meta_from_plan_entry
 
-from . import cost, ee_query, limits
+from . import cost, ee_labels, ee_query, limits
 from .grid import Patch, sample_patches
 from .pairing import PAIRING_DISAGREEMENT, Pairing, Scene, dt_histogram, pair_patches
 
@@ -100,7 +101,18 @@ def make_plan(params, eecu_per_pair: float | None = None) -> tuple[dict, list[Sc
         "pairs": [pairing_json(p) for p in pairings],
     }
     plan["cost"] = cost.plan_cost(plan, eecu_per_pair)
+    if EMBEDDING in params.labels:
+        plan["embedding"] = embedding_coverage(params, pairings)
     return plan, s2, s1, pairings
+
+
+def embedding_coverage(params, pairings: list[Pairing]) -> dict:
+    """The years the annual embedding has over the region, and the pairs whose S2 year it lacks
+    (their embedding would be all no data: stated in the plan, not dropped)."""
+    years = ee_labels.embedding_years(ee_query.ee_geometry(params.region))
+    missing = Counter(p.s2.time.year for p in pairings if p.s2.time.year not in years)
+    return {"years": sorted(years), "pairs_without": sum(missing.values()),
+            "years_without": {str(y): n for y, n in sorted(missing.items())}}
 
 
 def summary(plan: dict) -> str:
@@ -113,6 +125,11 @@ def summary(plan: dict) -> str:
     labels = plan.get("parameters", {}).get("labels")
     if labels:
         lines.append(f"label and feature bands: {', '.join(labels)} (on each patch grid)")
+    emb = plan.get("embedding")
+    if emb and emb["pairs_without"]:
+        lines.append(f"warning: {emb['pairs_without']} pair(s) in years without an annual embedding here "
+                     f"({', '.join(emb['years_without'])}; it has {', '.join(map(str, emb['years'])) or 'none'}): "
+                     "their embedding will be all no data (-128)")
     size = f"{plan['request_bytes'] / 1e6:.1f} MB a pair as Earth Engine counts it" if "request_bytes" in plan else ""
     if plan["requests"]:
         lines.append(f"computePixels requests: {plan['requests']} ({size}; limit "

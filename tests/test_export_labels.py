@@ -16,7 +16,7 @@ from senclr.label_bands import (CLASS_NODATA, DYNAMICWORLD, EMBEDDING_BANDS, EMB
                                 WORLDCOVER, dequantize_embedding)
 from senclr.raw_ee_table import ExportPlan, decode_pair
 from tests.fake_ee import fake_ee_server, find_calls  # noqa: F401
-from tests.test_export_ee import ARGS, _invoke, _pixels, ee_server  # noqa: F401
+from tests.test_export_ee import ARGS, _compute, _invoke, _pixels, ee_server  # noqa: F401
 
 LABELS = ["--labels", "worldcover,dynamicworld", "--embedding"]
 FIELDS = ["worldcover", "dynamicworld", "embedding"]
@@ -46,11 +46,28 @@ def _labelled_pixels(body):
     return arr
 
 
+def _with_embedding_years(server, years):
+    """The fake answers the plan's embedding-coverage query with images of ``years``."""
+    def compute(expression):
+        if EMBEDDING_ID in {c["id"] for c in find_calls(expression, "ImageCollection.load")}:
+            return [round(datetime(y, 1, 1, tzinfo=timezone.utc).timestamp() * 1000) for y in years]
+        return _compute(expression)
+
+    server.compute = compute
+    return server
+
+
+@pytest.fixture
+def labels_server(ee_server):
+    return _with_embedding_years(ee_server, range(2017, 2026))
+
+
 def _ms(iso: str) -> int:
     return round(datetime.fromisoformat(iso).astimezone(timezone.utc).timestamp() * 1000)
 
 
-def test_labels_and_embedding_reach_the_dataset_on_the_pair_grid(ee_server, tmp_path):
+def test_labels_and_embedding_reach_the_dataset_on_the_pair_grid(labels_server, tmp_path):
+    ee_server = labels_server
     ee_server.compute_pixels = _labelled_pixels
     out = str(tmp_path / "raw")
     r = _invoke(["run", *ARGS, *LABELS, "--out", out, "--ee-api-url", ee_server.url, "--mode", "highvolume"])
@@ -109,7 +126,8 @@ def test_labels_and_embedding_reach_the_dataset_on_the_pair_grid(ee_server, tmp_
     assert first["worldcover"].shape == (32, 32) and first["dynamicworld"].dtype == tf.uint8
 
 
-def test_batch_tasks_select_the_label_bands_and_the_reader_decodes_them(ee_server, gcs, tmp_path):
+def test_batch_tasks_select_the_label_bands_and_the_reader_decodes_them(labels_server, gcs, tmp_path):
+    ee_server = labels_server
     r = _invoke(["run", *ARGS, *LABELS, "--out", f"{gcs}/{tmp_path.name}", "--ee-api-url", ee_server.url,
                  "--mode", "batch", "--poll-seconds", "0"])
     assert r.exit_code == 0, r.output
@@ -177,3 +195,13 @@ def test_the_land_cover_evaluation_names_the_exported_classes():
 
     assert class_names({}, "worldcover") == list(WORLDCOVER.classes) and len(WORLDCOVER.classes) == 11
     assert class_names({}, "dynamicworld")[0] == "water" and NODATA["dynamicworld"] == CLASS_NODATA
+
+
+def test_the_plan_warns_of_pairs_in_years_without_an_embedding(ee_server, tmp_path):
+    _with_embedding_years(ee_server, range(2017, 2021))
+    r = _invoke(["plan", *ARGS, "--embedding", "--out", str(tmp_path / "p"), "--ee-api-url", ee_server.url])
+    assert r.exit_code == 0, r.output
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    n = plan["patches"]["paired"]
+    assert plan["embedding"] == {"years": [2017, 2018, 2019, 2020], "pairs_without": n, "years_without": {"2021": n}}
+    assert f"warning: {n} pair(s) in years without an annual embedding here (2021; it has 2017, 2018" in r.output
