@@ -104,6 +104,20 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
+def read_range(uri: str, offset: int, length: int) -> bytes:
+    """``length`` bytes from ``offset``: one ranged GET on gs://, a seek locally."""
+    if is_gcs(uri):
+        with _gcs_errors(uri):
+            data = _blob(uri).download_as_bytes(start=offset, end=offset + length - 1)
+    else:
+        with open(uri, "rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+    if len(data) != length:
+        raise OSError(f"{uri}: expected {length} bytes at offset {offset}, got {len(data)}")
+    return data
+
+
 @contextlib.contextmanager
 def open_read(uri: str) -> Iterator[BinaryIO]:
     """A file or object opened for streaming reads, so a large file never sits whole in memory."""

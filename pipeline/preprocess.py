@@ -2,8 +2,10 @@
 
 Raw pairs come from any format ``sources`` detects (raw archive, batch export, GeoTIFF chips).
 The pipeline is plain Apache Beam: DirectRunner by default, any runner (Dataflow included) through
-the usual Beam flags passed after ``--``. Raw archives take ``shardfirst`` (shard by metadata,
-then read each shard in one step); other formats are read first, then deduplicated and sharded.
+the usual Beam flags passed after ``--``. Every format takes ``shardfirst``: pairs are reduced to
+small keys (raw archives by their metadata files, batch-export shards and chips by spilling their
+checked pairs into the build folder), grouped into shards, and each shard read in one step, so
+peak memory does not grow with the input.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.beam_flags import check_beam_flags
 from senclr.beam_lists import listed
 from senclr.errors import InputError
-from senclr.pipeline import filters, publish, shardfirst, sources, transforms
+from senclr.pipeline import filters, publish, shardfirst, sources, spill, transforms
 from senclr.pipeline.split import parse_fractions
 from senclr.schema import SCHEMA_VERSION, SPLITS
 
@@ -29,6 +31,9 @@ DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
 MULTIPROCESS_FROM_PAIRS = 8000
 CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each) before they go through a file
 UNITS_FILE = ".units.jsonl"
+# The general path groups whole pairs (ReadUnits -> FilterPairs -> WriteDataset): memory grows with
+# the input. Same bytes as the shard-first path; kept as the reference that path is tested against.
+GENERAL_PATH = False
 
 # Bytes per pixel of a stored record: S1 2 x float16, cs_cdf float16, S2 uint16 each, then labels.
 _FIXED_BYTES_PER_PIXEL = 2 * 2 + 2
@@ -131,10 +136,10 @@ def preprocess(
             units = p | "ListUnits" >> listed(inputs.units, storage.join(stage, UNITS_FILE), CREATE_LIMIT,
                                               sources.unit_to_json, sources.unit_from_json)
             placing = (cell_deg, fractions, seed, num_shards)
-            if shardfirst.applies(inputs.units):  # raw archives: no array crosses a GroupByKey
+            if not GENERAL_PATH:  # no array crosses a GroupByKey
                 shards, stats, rejected, read = units | "ShardFirst" >> shardfirst.ShardFirst(
                     stage, cfg, s1_bands, s2_bands, placing, patch_size, inputs.labels)
-            else:  # pairs are known only once read: group whole pairs (dedupe) and records (shards)
+            else:  # group whole pairs (dedupe) and records (shards)
                 pairs, unreadable = units | "Read" >> transforms.ReadUnits(patch_size, inputs.labels)
                 read = transforms.count_read(pairs, unreadable)
                 kept, dropped = pairs | "Filter" >> transforms.FilterPairs(cfg)
@@ -150,4 +155,5 @@ def preprocess(
         storage.remove_tree(output if fresh else stage)  # a new output folder goes with its build
         raise
     storage.remove(storage.join(stage, UNITS_FILE))
+    storage.remove_tree(storage.join(stage, spill.FOLDER))
     return publish.switch(output, build, old)

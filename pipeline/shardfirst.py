@@ -1,11 +1,13 @@
-"""Raw archives, shard first: no array crosses a GroupByKey.
+"""Shard first: no array crosses a GroupByKey, whatever the input format.
 
-A raw-archive pair's split and shard follow from its small ``pairs/<id>.json``, so only
-(pair_id, uri) keys are grouped: first by pair id (copies of one id meet), then by shard. One DoFn
-per shard then reads, checks, drops duplicates, encodes and streams the shard in pair-id order,
-emitting a partial statistics accumulator, its rejects and its read count. The output is the same,
-byte for byte, as ReadUnits -> FilterPairs -> WriteDataset, whose grouping of whole pairs and
-records the in-memory DirectRunner holds in memory.
+Every pair is first reduced to a small key, (pair_id, copy) with copy = (origin, file, span,
+(split, shard)): a raw-archive pair from its small ``pairs/<id>.json`` (span ``()``: the file is
+the pair), a pair of a batch-export shard or a GeoTIFF chip from the spill file its unit was
+checked into (``spill``; span = (offset, length)). Only keys are grouped: first by pair id (copies
+of one id meet), then by shard. One DoFn per shard then reads, checks, drops duplicates, encodes
+and streams the shard in pair-id order, emitting a partial statistics accumulator, its rejects and
+its read count. The output is the same, byte for byte, as ReadUnits -> FilterPairs ->
+WriteDataset, whose grouping of whole pairs and records the in-memory DirectRunner holds in memory.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from apache_beam.metrics import Metrics
 
 from senclr import storage
 from senclr.pair import PairMeta
-from senclr.pipeline import filters, sources
+from senclr.pipeline import filters, sources, spill
 from senclr.pipeline.stats import BandStatsFn, MergeStatsFn
 from senclr.pipeline.transforms import NAMESPACE, REJECTED, ReadUnitFn, WriteShardFn, _reject, _unit_pair_id, _why, place
 from senclr.schema import encode_record
@@ -25,21 +27,20 @@ from senclr.schema import encode_record
 READ, STATS = "read", "stats"
 
 
-def applies(units) -> bool:
-    """Whether every unit is a raw-archive pair, which its metadata alone places (a duplicate may
-    sit in another format, so a mixed input takes the general path)."""
-    return all(u.kind == sources.ARCHIVE for u in units)
-
-
 class PlaceFn(beam.DoFn):
-    """Unit -> (pair_id, (uri, (split, shard))) from its metadata; unreadable metadata is a
-    rejection (read_pair would fail on it the same way), counted as read."""
+    """Unit -> (pair_id, copy) for each pair it holds. A raw-archive pair is placed from its
+    metadata (unreadable metadata is a rejection, as read_pair would fail the same way, counted as
+    read); any other unit is read, checked and spilled (``spill.SpillFn``)."""
 
-    def __init__(self, cell_deg: float, fractions: tuple, seed: int, num_shards: dict):
-        self.placing = (cell_deg, fractions, seed, num_shards)
+    def __init__(self, output: str, cfg: filters.FilterConfig, placing: tuple, patch_size=None, labels=None):
+        self.placing = placing
+        self.spill = spill.SpillFn(output, cfg, placing, READ, patch_size, labels)
 
     def process(self, unit):
         unit = sources.Unit(sources.ARCHIVE, unit) if isinstance(unit, str) else unit
+        if unit.kind != sources.ARCHIVE:
+            yield from self.spill.process(unit)
+            return
         try:
             meta = PairMeta.from_json(json.loads(storage.read_text(unit.uri)))
         except Exception as e:  # noqa: BLE001 - a lost file is a counted rejection, not a crash
@@ -47,15 +48,15 @@ class PlaceFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(READ, 1)
             yield _reject(_unit_pair_id(unit), *_why(e, 0), unit.uri)
             return
-        yield meta.pair_id, (unit.uri, place(meta, *self.placing))
+        yield meta.pair_id, (unit.uri, unit.uri, (), place(meta, *self.placing))  # origin: read_pair's
 
 
 def assign(item):
     """(pair_id, copies) -> (shard, (pair_id, copies, home)) for each shard a copy lands in.
     Copies of one id almost always share a place; ``home``, the first, reports their rejects."""
     pair_id, copies = item
-    copies = tuple(sorted(copies))
-    shards = sorted({where for _, where in copies})
+    copies = tuple(sorted(copies))  # by origin, as KeepFirstFn orders
+    shards = sorted({copy[-1] for copy in copies})
     for where in shards:
         yield where, (pair_id, copies, shards[0])
 
@@ -70,11 +71,17 @@ class ReadShardFn(WriteShardFn):
         self.stats = MergeStatsFn(tuple(s1_bands), tuple(s2_bands))  # combines the shards' accumulators
         self.read = ReadUnitFn(patch_size, labels)
 
+    def _read(self, origin: str, uri: str, span: tuple):
+        """A copy's pair: a raw-archive pair read as ReadUnitFn reads it, or a spilled one."""
+        if not span:
+            return self.read.process(sources.Unit(sources.ARCHIVE, uri))
+        return [spill.read(uri, *span, origin)]  # checked when spilled; checked again below, same verdict
+
     def _first(self, pair_id: str, copies: tuple, out: list):
-        """The first copy (in URI order, as KeepFirstFn orders) that reads and passes, with its shard."""
+        """The first copy (in origin order, as KeepFirstFn orders) that reads and passes, with its shard."""
         kept = None
-        for uri, where in copies:
-            for item in self.read.process(sources.Unit(sources.ARCHIVE, uri)):
+        for origin, uri, span, where in copies:
+            for item in self._read(origin, uri, span):
                 if isinstance(item, beam.pvalue.TaggedOutput):  # unreadable: already a rejection
                     out.append(item)
                 elif verdict := filters.check(item, self.cfg):
@@ -90,8 +97,8 @@ class ReadShardFn(WriteShardFn):
         for pair_id, copies, home in sorted(entries, key=lambda e: e[0]):
             out: list = []
             kept = self._first(pair_id, copies, out)
-            if home == (name, shard):
-                extra += out + [beam.pvalue.TaggedOutput(READ, len(copies))]
+            if home == (name, shard):  # spilled copies were counted as read when spilled
+                extra += out + [beam.pvalue.TaggedOutput(READ, sum(1 for c in copies if not c[2]))]
             if kept is not None and kept[1] == (name, shard):
                 Metrics.counter(NAMESPACE, f"kept_{name}").inc()
                 self.pair_stats.add_input(acc, kept[0])
@@ -100,11 +107,11 @@ class ReadShardFn(WriteShardFn):
 
 
 class ShardFirst(beam.PTransform):
-    """Raw-archive units -> (shard descriptions, statistics, rejected, read count)."""
+    """Units of any format -> (shard descriptions, statistics, rejected, read count)."""
 
     def __init__(self, output, cfg, s1_bands, s2_bands, placing: tuple, patch_size=None, labels=None):
         super().__init__()
-        self.place = PlaceFn(*placing)
+        self.place = PlaceFn(output, cfg, placing, patch_size, labels)
         self.shard = ReadShardFn(output, cfg, s1_bands, s2_bands, patch_size, labels)
 
     def expand(self, units):

@@ -137,15 +137,18 @@ def write_batch_export(out: str, pairs: list[PatchPair], per_task: int = 10, s2_
 
 
 def write_chip(folder: str, stem: str, size: int = 64, s2_bands: int = 13, label: bool = True, crs: str = "EPSG:4326",
-               seed: int = 0, layout: str = "flat") -> dict:
+               seed: int = 0, layout: str = "flat", offset: tuple[int, int] = (0, 0)) -> dict:
     """A Sen1Floods11-style chip (S1 float32 dB with NaN no data, S2 int16, label int16 -1/0/1) on one
-    grid; ``layout`` "flat" puts the files side by side, "bucket" in S1Hand/, S2Hand/, LabelHand/.
+    grid; ``layout`` "flat" puts the files side by side, "bucket" in S1Hand/, S2Hand/, LabelHand/;
+    ``offset`` moves its upper-left corner by (columns, rows) of 512 px chips.
     Returns {role: uri}. Local folders or gs:// prefixes."""
     from rasterio.io import MemoryFile
     from rasterio.transform import from_origin
 
     rng = np.random.default_rng(seed)
-    tr = from_origin(-0.78, 38.13, 9e-5, 9e-5) if crs == "EPSG:4326" else from_origin(500000, 5000000, 10, 10)
+    dx, dy = offset
+    tr = (from_origin(-0.78 + dx * 512 * 9e-5, 38.13 - dy * 512 * 9e-5, 9e-5, 9e-5) if crs == "EPSG:4326"
+          else from_origin(500000 + dx * 5120, 5000000 - dy * 5120, 10, 10))
     arrays = {
         "S1Hand": (rng.normal(-12, 3, (2, size, size)).astype(np.float32), float("nan")),
         "S2Hand": (rng.integers(100, 4000, (s2_bands, size, size)).astype(np.int16), 0),

@@ -245,7 +245,7 @@ def test_shard_first_path_writes_what_the_general_path_writes(tmp_path, broken_a
     import copy
     import dataclasses
 
-    from senclr.pipeline import shardfirst
+    from senclr.pipeline import preprocess as preprocess_mod
 
     dup = [copy.deepcopy(pairs[i]) for i in (10, 11, 2, 20, 21, 22)]
     dup[2].cloud[:] = 1.0
@@ -257,8 +257,8 @@ def test_shard_first_path_writes_what_the_general_path_writes(tmp_path, broken_a
     (tmp_path / "raw" / "pairs" / (pairs[9].pair_id + ".json")).write_text("{not json")
     glob = str(tmp_path / "raw*" / "pairs" / "*")
     outs, out = {}, str(tmp_path / "ds")  # one output path: the manifest records it
-    for name, applies in (("general", lambda units: False), ("shard_first", shardfirst.applies)):
-        monkeypatch.setattr(shardfirst, "applies", applies)
+    for name, general in (("general", True), ("shard_first", False)):
+        monkeypatch.setattr(preprocess_mod, "GENERAL_PATH", general)
         m = preprocess(glob, out, cell_deg=1.0, shard_mb=0.002)
         outs[name] = str(tmp_path / name)
         os.replace(out, outs[name])

@@ -1,0 +1,107 @@
+"""Every input format takes the shard-first path (batch-export shards and chips through the spill)
+and writes, byte for byte, what the general path (whole pairs grouped in memory) writes: rejects
+and duplicates included, local and on gs://."""
+
+import copy
+import gzip
+
+import numpy as np
+import pytest
+
+from senclr import storage, tfrecord
+from senclr.pipeline import preprocess as preprocess_mod
+from senclr.pipeline import spill
+from senclr.pipeline.preprocess import preprocess
+from tests.helpers import ee_table_example, random_pair, write_batch_export, write_chip, write_raw_archive
+
+P = 16
+
+
+@pytest.fixture(params=["local", "gcs"])
+def base(request, tmp_path):
+    if request.param == "local":
+        return str(tmp_path / "in")
+    return request.getfixturevalue("gcs") + f"/formats-{tmp_path.name}"
+
+
+def _pairs(n: int, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    return [random_pair(rng, P, i, labels=False) for i in range(n)]
+
+
+def _tables(base: str) -> str:
+    """Two exports sharing pairs: exact copies, a cloudy copy of a pair the other has clear, a
+    copy that is clear where the first export's is cloudy, a broken record, a truncated shard."""
+    pairs = _pairs(14, 3)
+    again = [copy.deepcopy(p) for p in pairs[:7]]  # exp-b: shards [0 1 2] [3 4 5] [6]
+    pairs[4].cloud[:] = 0.01  # the first export's copy is cloudy, the second's clear: the second is kept
+    again[0].cloud[:] = 0.01  # the second export's copy is cloudy: the first is kept
+    write_batch_export(storage.join(base, "exp-a"), pairs, per_task=4)
+    shards = write_batch_export(storage.join(base, "exp-b"), again, per_task=3)
+    records = [ee_table_example(p) for p in again[:3]]
+    records[1] = b"not a tf.Example"
+    storage.write_bytes(shards[0], gzip.compress(tfrecord.encode_file(records)))
+    whole = storage.read_bytes(shards[2])
+    storage.write_bytes(shards[2], whole[: len(whole) // 2])  # duplicates 2, 3 and 5 remain
+    return storage.join(base, "exp-*", "**")
+
+
+def _chips(base: str) -> str:
+    """Three chips, one of them in two folders (every patch a duplicate), one too small to cut."""
+    for i in range(2):
+        write_chip(storage.join(base, "chips-a"), f"Spain_{i}", size=48, seed=i)
+    write_chip(storage.join(base, "chips-b"), "Spain_1", size=48, seed=7)  # same ids, other values
+    write_chip(storage.join(base, "chips-b"), "Spain_5", size=8, seed=5)
+    return storage.join(base, "chips-*", "**")
+
+
+def _mixed(base: str) -> str:
+    """An archive, an export and chips with pairs in common between the archive and the export."""
+    pairs = _pairs(10, 4)
+    write_raw_archive(storage.join(base, "m", "raw"), pairs[:6])
+    write_batch_export(storage.join(base, "m", "exp"), pairs[3:], per_task=4)
+    write_chip(storage.join(base, "m", "chips"), "Spain_2", size=32, seed=2, label=False)
+    return storage.join(base, "m", "*", "**")
+
+
+def _files(out: str) -> dict:
+    """Every file of a dataset, local or gs://, by its path under the dataset."""
+    return {f[len(out) + 1:]: storage.read_bytes(f) for f in storage.list_files(out)}
+
+
+@pytest.mark.parametrize("make", [_tables, _chips, _mixed], ids=["tables", "chips", "mixed"])
+def test_shard_first_writes_what_the_general_path_writes(base, make, monkeypatch):
+    given = make(base)
+    out = base + "-ds"
+    got = {}
+    for general in (True, False):
+        monkeypatch.setattr(preprocess_mod, "GENERAL_PATH", general)
+        storage.remove_tree(out)  # a fresh output each time: the same build folder name
+        m = preprocess(given, out, patch_size=P, cell_deg=1.0, shard_mb=0.002)
+        got[general] = (m["counts"], m["statistics"], _files(out))
+        assert not [f for f in got[general][2] if spill.FOLDER in f]
+    counts = got[False][0]
+    assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
+    if make is not _mixed:
+        assert counts["rejected"].get("duplicate", 0) >= 3 and len(counts["rejected"]) >= 2
+    assert got[False][0] == got[True][0] and got[False][1] == got[True][1]
+    assert got[False][2].keys() == got[True][2].keys() and len(got[True][2]) > 3
+    for f, data in got[True][2].items():
+        assert got[False][2][f] == data, f
+
+
+def test_a_spilled_pair_reads_back_whole(tmp_path):
+    pair = random_pair(np.random.default_rng(0), P, 0, labels=True)
+    blob = spill.encode(pair)
+    uri = str(tmp_path / "x.pairs")
+    storage.write_bytes(uri, b"head" + blob + b"tail")
+    back = spill.read(uri, 4, len(blob), "tasks/a.tfrecord.gz#3")
+    assert back.origin == "tasks/a.tfrecord.gz#3" and back.meta == pair.meta
+    for name in ("s1", "s2", "cloud"):
+        a, b = getattr(pair, name), getattr(back, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+    assert pair.labels.keys() == back.labels.keys()
+    assert all(np.array_equal(pair.labels[k], back.labels[k]) and pair.labels[k].dtype == back.labels[k].dtype
+               for k in pair.labels)
+    with pytest.raises(OSError, match="expected"):
+        spill.read(uri, 4, len(blob) + 100, "x")
