@@ -75,7 +75,7 @@ class ReadShardFn(WriteShardFn):
         """A copy's pair: a raw-archive pair read as ReadUnitFn reads it, or a spilled one."""
         if not span:
             return self.read.process(sources.Unit(sources.ARCHIVE, uri))
-        return [spill.read(uri, *span, origin)]  # checked when spilled; checked again below, same verdict
+        return [spill.read(uri, *span, origin)]
 
     def _first(self, pair_id: str, copies: tuple, out: list):
         """The first copy (in origin order, as KeepFirstFn orders) that reads and passes, with its shard."""
@@ -84,7 +84,7 @@ class ReadShardFn(WriteShardFn):
             for item in self._read(origin, uri, span):
                 if isinstance(item, beam.pvalue.TaggedOutput):  # unreadable: already a rejection
                     out.append(item)
-                elif verdict := filters.check(item, self.cfg):
+                elif not span and (verdict := filters.check(item, self.cfg)):  # a spilled pair passed when spilled
                     out.append(_reject(item.pair_id, *verdict, item.origin))
                 elif kept is None:
                     kept = (item, where)

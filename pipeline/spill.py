@@ -6,42 +6,64 @@ every pair that passes is appended to one spill file per unit in the build folde
 
     DATASET/build-NNNN/.spill/<sha1 of the unit's URI>.pairs
 
-as a blob: its ``PairMeta`` JSON on one line, then the raw archive's structured .npy of its
-arrays. Only a small key (pair id, origin, spill file, byte span, split and shard) crosses the
-GroupByKeys; the shard step reads each blob back with one ranged read. Peak memory is one unit,
-not the input; the price is a second write and read of the kept pairs (the spill folder holds
-about the dataset's size until the run ends, then is removed).
+as a blob: one JSON line (metadata, band names, and each array's name, dtype and shape), then
+the arrays' bytes, C order, one after another. The blob restores the pair exactly, any dtype, and
+decodes with ``np.frombuffer`` (no per-blob header parsing beyond the JSON line). Only a small
+key (pair id, origin, spill file, byte span, split and shard) crosses the GroupByKeys; the shard
+step reads each blob back with one ranged read. Peak memory is one unit, not the input; the price
+is a second write and read of the kept pairs (the spill folder holds about the dataset's size
+until the run ends, then is removed).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
+import math
 
 import apache_beam as beam
 import numpy as np
 
-from senclr import raw_archive, storage
+from senclr import storage
 from senclr.pair import PairMeta, PatchPair
 from senclr.pipeline import filters, transforms
 
 FOLDER = ".spill"
+_LABEL = "label:"  # labels' array names in a blob
 
 
 def encode(pair: PatchPair) -> bytes:
-    """One blob: the metadata's JSON line, then the .npy of the pair's structured array."""
-    meta = json.dumps(pair.meta.to_json(), sort_keys=True).encode()
-    return meta + b"\n" + raw_archive.encode_npy(raw_archive.to_structured(pair))
+    """One blob: the JSON line, then the bytes of s1, s2, cloud and each label."""
+    arrays = [("s1", pair.s1), ("s2", pair.s2), ("cloud", pair.cloud)]
+    arrays += [(_LABEL + name, lab) for name, lab in pair.labels.items()]
+    arrays = [(name, np.ascontiguousarray(a)) for name, a in arrays]
+    head = {"meta": pair.meta.to_json(), "s1_bands": list(pair.s1_bands), "s2_bands": list(pair.s2_bands),
+            "arrays": [[name, a.dtype.str, list(a.shape)] for name, a in arrays]}
+    return b"".join([json.dumps(head, sort_keys=True).encode(), b"\n", *(a.tobytes() for _, a in arrays)])
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype(code: str) -> np.dtype:
+    return np.dtype(code)
 
 
 def decode(blob: bytes, origin: str) -> PatchPair:
-    """The pair of one blob, named by ``origin`` (where it was read from, not the spill file)."""
-    line, npy = blob.split(b"\n", 1)
-    meta = PairMeta.from_json(json.loads(line))
-    pair = raw_archive.from_structured(np.load(io.BytesIO(npy), allow_pickle=False), meta)
-    pair.origin = origin
-    return pair
+    """The pair of one blob, named by ``origin`` (where it was read from, not the spill file).
+    Its arrays are read-only views of the blob."""
+    end = blob.index(b"\n")
+    head = json.loads(blob[:end])
+    arrays, at = {}, end + 1
+    for name, code, shape in head["arrays"]:
+        dtype = _dtype(code)
+        n = math.prod(shape)
+        arrays[name] = np.frombuffer(blob, dtype, n, at).reshape(shape)
+        at += n * dtype.itemsize
+    if at != len(blob):
+        raise ValueError(f"spilled pair of {origin}: {len(blob) - at} bytes left over")
+    labels = {name[len(_LABEL):]: a for name, a in arrays.items() if name.startswith(_LABEL)}
+    return PatchPair(meta=PairMeta.from_json(head["meta"]), s1=arrays["s1"], s2=arrays["s2"], cloud=arrays["cloud"],
+                     s2_bands=tuple(head["s2_bands"]), labels=labels, s1_bands=tuple(head["s1_bands"]), origin=origin)
 
 
 def read(uri: str, offset: int, length: int, origin: str) -> PatchPair:
