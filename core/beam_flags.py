@@ -35,3 +35,25 @@ def check_beam_flags(flags: list[str]) -> None:
             create_runner(runner)
         except ValueError as e:
             raise InputError(f"--runner {runner}: {e}") from None
+
+
+DIRECT_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+def worker_processes(flags: list[str]) -> int | None:
+    """How many worker processes run bundles at once under these flags: the DirectRunner's from
+    its mode (only multi_processing has more than one) and ``--direct_num_workers`` (0: one per
+    core), other runners' from ``--max_num_workers`` or ``--num_workers``; None when the flags do
+    not say (Dataflow autoscaling on its defaults)."""
+    import os
+
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
+
+    opts = PipelineOptions(flags)
+    if (opts.view_as(StandardOptions).runner or "DirectRunner") in DIRECT_RUNNERS:
+        direct = opts.view_as(DirectOptions)
+        if direct.direct_running_mode != "multi_processing":
+            return 1
+        return direct.direct_num_workers or os.cpu_count() or 1
+    workers = opts.view_as(WorkerOptions)
+    return workers.max_num_workers or workers.num_workers or None

@@ -45,6 +45,9 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+FRAMING = 16  # bytes around each record: its length, the length's CRC, the record's CRC
+
+
 def frame(record: bytes) -> bytes:
     """One record in TFRecord framing."""
     length = struct.pack("<Q", len(record))

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tqdm import tqdm
 
-from senclr import raw_archive, storage
+from senclr import beam_flags, raw_archive, storage
 from senclr.beam_lists import listed
 from senclr.errors import InputError
 
@@ -50,15 +49,9 @@ def _slots(n: int) -> threading.BoundedSemaphore:
 
 def worker_processes(beam_args: list[str]) -> int:
     """How many worker processes the runner may start (each gets its share of the slots)."""
-    opts = PipelineOptions(beam_args)
-    runner = opts.view_as(StandardOptions).runner or "DirectRunner"
-    if runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
-        direct = opts.view_as(DirectOptions)
-        if direct.direct_running_mode != "multi_processing":
-            return 1
-        return direct.direct_num_workers or os.cpu_count() or 1
-    workers = opts.view_as(WorkerOptions).max_num_workers
+    workers = beam_flags.worker_processes(beam_args)
     if not workers:
+        runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
         raise InputError(f"with --runner {runner}, pass --max_num_workers so the requests of all workers "
                          "together stay within --max-concurrent")
     return workers

@@ -20,10 +20,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.bands import S1_BANDS, S2_BANDS
-from senclr.beam_flags import check_beam_flags
+from senclr.beam_flags import check_beam_flags, worker_processes
 from senclr.beam_lists import listed
 from senclr.errors import InputError
-from senclr.pipeline import filters, publish, shardfirst, sources, spill, transforms
+from senclr.pipeline import filters, publish, shardfirst, slices, sources, transforms
 from senclr.pipeline.split import parse_fractions
 from senclr.schema import SCHEMA_VERSION, SPLITS
 
@@ -131,14 +131,16 @@ def preprocess(
     )
     build = publish.start(output)
     stage = storage.join(output, build)
+    run_args = runner_args(beam_args, inputs.expected_pairs)
+    k = slices.per_shard(worker_processes(run_args) or 1, sum(num_shards.values()))
     try:
-        with beam.Pipeline(options=PipelineOptions(runner_args(beam_args, inputs.expected_pairs))) as p:
+        with beam.Pipeline(options=PipelineOptions(run_args)) as p:
             units = p | "ListUnits" >> listed(inputs.units, storage.join(stage, UNITS_FILE), CREATE_LIMIT,
                                               sources.unit_to_json, sources.unit_from_json)
             placing = (cell_deg, fractions, seed, num_shards)
             if not GENERAL_PATH:  # no array crosses a GroupByKey
                 shards, stats, rejected, read = units | "ShardFirst" >> shardfirst.ShardFirst(
-                    stage, cfg, s1_bands, s2_bands, placing, patch_size, inputs.labels)
+                    stage, cfg, s1_bands, s2_bands, placing, patch_size, inputs.labels, k)
             else:  # group whole pairs (dedupe) and records (shards)
                 pairs, unreadable = units | "Read" >> transforms.ReadUnits(patch_size, inputs.labels)
                 read = transforms.count_read(pairs, unreadable)
@@ -155,5 +157,5 @@ def preprocess(
         storage.remove_tree(output if fresh else stage)  # a new output folder goes with its build
         raise
     storage.remove(storage.join(stage, UNITS_FILE))
-    storage.remove_tree(storage.join(stage, spill.FOLDER))
+    storage.remove_tree(storage.join(stage, publish.SCRATCH))
     return publish.switch(output, build, old)

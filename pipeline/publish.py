@@ -4,6 +4,8 @@ Layout::
 
     DATASET/manifest.json                  the switch: lists every shard of the current build
     DATASET/build-<NNNN>/...               that build's shards and rejects.jsonl
+    DATASET/build-<NNNN>/.scratch/         the run's working files (spilled pairs, shard slices),
+                                           removed before the switch
 
 A run builds into a new ``build-*`` folder (prefix on gs://) beside the current one, with an
 ``owner.json`` saying which process is building it. Nothing a reader follows changes until the
@@ -31,6 +33,7 @@ from senclr.errors import InputError
 
 BUILD_PREFIX = "build-"
 OWNER = "owner.json"
+SCRATCH = ".scratch"
 STALE_HOURS = 48.0
 
 

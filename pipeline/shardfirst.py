@@ -4,10 +4,11 @@ Every pair is first reduced to a small key, (pair_id, copy) with copy = (origin,
 (split, shard)): a raw-archive pair from its small ``pairs/<id>.json`` (span ``()``: the file is
 the pair), a pair of a batch-export shard or a GeoTIFF chip from the spill file its unit was
 checked into (``spill``; span = (offset, length)). Only keys are grouped: first by pair id (copies
-of one id meet), then by shard. One DoFn per shard then reads, checks, drops duplicates, encodes
-and streams the shard in pair-id order, emitting a partial statistics accumulator, its rejects and
-its read count. The output is the same, byte for byte, as ReadUnits -> FilterPairs ->
-WriteDataset, whose grouping of whole pairs and records the in-memory DirectRunner holds in memory.
+of one id meet), then by shard, or by slice of a shard when several workers share the run
+(``slices``). One DoFn per shard (slice) then reads, checks, drops duplicates, encodes and streams
+the records in pair-id order, emitting a partial statistics accumulator, its rejects and its read
+count. The output is the same, byte for byte, as ReadUnits -> FilterPairs -> WriteDataset, whose
+grouping of whole pairs and records the in-memory DirectRunner holds in memory.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import json
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from senclr import storage
+from senclr import storage, tfrecord
 from senclr.pair import PairMeta
-from senclr.pipeline import filters, sources, spill
+from senclr.pipeline import filters, slices, sources, spill
 from senclr.pipeline.stats import BandStatsFn, MergeStatsFn
-from senclr.pipeline.transforms import NAMESPACE, REJECTED, ReadUnitFn, WriteShardFn, _reject, _unit_pair_id, _why, place
+from senclr.pipeline.transforms import (NAMESPACE, REJECTED, ReadUnitFn, _reject, _unit_pair_id, _why, place, shard_file,
+                                       write_framed)
 from senclr.schema import encode_record
 
-READ, STATS = "read", "stats"
+READ, STATS, SLICE = "read", "stats", "slice"
 
 
 class PlaceFn(beam.DoFn):
@@ -51,22 +53,24 @@ class PlaceFn(beam.DoFn):
         yield meta.pair_id, (unit.uri, unit.uri, (), place(meta, *self.placing))  # origin: read_pair's
 
 
-def assign(item):
-    """(pair_id, copies) -> (shard, (pair_id, copies, home)) for each shard a copy lands in.
-    Copies of one id almost always share a place; ``home``, the first, reports their rejects."""
+def assign(item, num_shards: dict, k: int = 1):
+    """(pair_id, copies) -> ((split, shard, slice), (pair_id, copies, home)) for each shard a copy
+    lands in. Copies of one id almost always share a place; ``home``, the first, reports their
+    rejects and read count."""
     pair_id, copies = item
     copies = tuple(sorted(copies))  # by origin, as KeepFirstFn orders
     shards = sorted({copy[-1] for copy in copies})
-    for where in shards:
-        yield where, (pair_id, copies, shards[0])
+    for name, shard in shards:
+        yield (name, shard, slices.slice_of(pair_id, num_shards[name], k)), (pair_id, copies, shards[0])
 
 
-class ReadShardFn(WriteShardFn):
-    """((split, shard), [(pair_id, copies, home)]) -> the shard file, as WriteShardFn writes it,
-    plus tagged ``stats`` (a partial accumulator), ``rejected`` and ``read``."""
+class ReadShardFn(beam.DoFn):
+    """((split, shard, slice), [(pair_id, copies, home)]) -> the shard file and its description
+    (k = 1), or the slice file and its index on ``slice`` (k > 1); plus tagged ``stats`` (a partial
+    accumulator), ``rejected`` and ``read``."""
 
-    def __init__(self, output: str, cfg: filters.FilterConfig, s1_bands, s2_bands, patch_size=None, labels=None):
-        super().__init__(output)
+    def __init__(self, output: str, cfg: filters.FilterConfig, s1_bands, s2_bands, patch_size=None, labels=None, k=1):
+        self.output, self.k = output, k
         self.cfg, self.pair_stats = cfg, BandStatsFn(tuple(s1_bands), tuple(s2_bands))
         self.stats = MergeStatsFn(tuple(s1_bands), tuple(s2_bands))  # combines the shards' accumulators
         self.read = ReadUnitFn(patch_size, labels)
@@ -93,6 +97,7 @@ class ReadShardFn(WriteShardFn):
         return kept
 
     def records(self, name, shard, entries, extra):
+        """(pair_id, record) of the kept pairs in pair-id order; side outputs collect in ``extra``."""
         acc = self.pair_stats.create_accumulator()
         for pair_id, copies, home in sorted(entries, key=lambda e: e[0]):
             out: list = []
@@ -102,28 +107,49 @@ class ReadShardFn(WriteShardFn):
             if kept is not None and kept[1] == (name, shard):
                 Metrics.counter(NAMESPACE, f"kept_{name}").inc()
                 self.pair_stats.add_input(acc, kept[0])
-                yield encode_record(kept[0], name)
+                yield pair_id, encode_record(kept[0], name)
         extra.append(beam.pvalue.TaggedOutput(STATS, acc))
+
+    def process(self, item):
+        (name, shard, part), entries = item
+        extra: list = []
+        if self.k == 1:
+            records = (r for _, r in self.records(name, shard, entries, extra))
+            written = write_framed(storage.join(self.output, shard_file(name, shard)), records)
+            if written:
+                yield {"path": shard_file(name, shard), "split": name, "records": written[0], "sha256": written[1]}
+        else:
+            index: list = []
+            records = (index.append((i, len(r) + tfrecord.FRAMING)) or r for i, r in self.records(name, shard, entries, extra))
+            uri = slices.slice_uri(self.output, name, shard, part)
+            if write_framed(uri, records):
+                yield beam.pvalue.TaggedOutput(SLICE, ((name, shard), (part, uri, index)))
+        yield from extra
 
 
 class ShardFirst(beam.PTransform):
-    """Units of any format -> (shard descriptions, statistics, rejected, read count)."""
+    """Units of any format -> (shard descriptions, statistics, rejected, read count); ``k`` slices
+    per shard (``slices.per_shard``)."""
 
-    def __init__(self, output, cfg, s1_bands, s2_bands, placing: tuple, patch_size=None, labels=None):
+    def __init__(self, output, cfg, s1_bands, s2_bands, placing: tuple, patch_size=None, labels=None, k: int = 1):
         super().__init__()
+        self.output, self.num_shards, self.k = output, placing[3], k
         self.place = PlaceFn(output, cfg, placing, patch_size, labels)
-        self.shard = ReadShardFn(output, cfg, s1_bands, s2_bands, patch_size, labels)
+        self.shard = ReadShardFn(output, cfg, s1_bands, s2_bands, patch_size, labels, k)
 
     def expand(self, units):
         placed = units | "Spread" >> beam.Reshuffle() | "Place" >> beam.ParDo(self.place).with_outputs(REJECTED, READ, main="placed")
         out = (
             placed.placed
             | "GroupById" >> beam.GroupByKey()
-            | "Assign" >> beam.FlatMap(assign)
-            | "GroupByShard" >> beam.GroupByKey()
-            | "ReadWriteShards" >> beam.ParDo(self.shard).with_outputs(REJECTED, READ, STATS, main="shards")
+            | "Assign" >> beam.FlatMap(assign, self.num_shards, self.k)
+            | "GroupBySlice" >> beam.GroupByKey()
+            | "ReadWriteSlices" >> beam.ParDo(self.shard).with_outputs(REJECTED, READ, STATS, SLICE, main="shards")
         )
+        shards = out.shards
+        if self.k > 1:
+            shards = out[SLICE] | "GroupByShard" >> beam.GroupByKey() | "MergeSlices" >> beam.ParDo(slices.MergeSlicesFn(self.output))
         rejected = (placed[REJECTED], out[REJECTED]) | "AllRejected" >> beam.Flatten()
         read = (placed[READ], out[READ]) | "AllRead" >> beam.Flatten() | "SumRead" >> beam.CombineGlobally(sum)
         stats = out[STATS] | "BandStats" >> beam.CombineGlobally(self.shard.stats)
-        return out.shards, stats, rejected, read
+        return shards, stats, rejected, read

@@ -4,7 +4,7 @@ A raw-archive pair is placed by its small metadata file, but a pair of a table s
 known only once the whole unit is read. So each such unit is read once, its pairs checked, and
 every pair that passes is appended to one spill file per unit in the build folder::
 
-    DATASET/build-NNNN/.spill/<sha1 of the unit's URI>.pairs
+    DATASET/build-NNNN/.scratch/spill/<sha1 of the unit's URI>.pairs
 
 as a blob: one JSON line (metadata, band names, and each array's name, dtype and shape), then
 the arrays' bytes, C order, one after another. The blob restores the pair exactly, any dtype, and
@@ -27,9 +27,8 @@ import numpy as np
 
 from senclr import storage
 from senclr.pair import PairMeta, PatchPair
-from senclr.pipeline import filters, transforms
+from senclr.pipeline import filters, publish, transforms
 
-FOLDER = ".spill"
 _LABEL = "label:"  # labels' array names in a blob
 
 
@@ -72,7 +71,7 @@ def read(uri: str, offset: int, length: int, origin: str) -> PatchPair:
 
 def spill_uri(folder: str, unit_uri: str) -> str:
     """The spill file of a unit: named by its URI, so a retried bundle rewrites the same file."""
-    return storage.join(folder, FOLDER, hashlib.sha1(unit_uri.encode()).hexdigest()[:20] + ".pairs")
+    return storage.join(folder, publish.SCRATCH, "spill", hashlib.sha1(unit_uri.encode()).hexdigest()[:20] + ".pairs")
 
 
 class SpillFn(beam.DoFn):

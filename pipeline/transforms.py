@@ -167,32 +167,39 @@ def place(meta, cell_deg: float, fractions: tuple, seed: int, num_shards: dict) 
     return name, zlib.crc32(meta.pair_id.encode()) % num_shards[name]
 
 
+def shard_file(name: str, shard: int) -> str:
+    return f"{name}-{shard:05d}.tfrecord"
+
+
+def write_framed(uri: str, records) -> tuple[int, str] | None:
+    """Stream records, TFRecord-framed, into ``uri``: (count, sha256 of the file), or None and no
+    file when there is no record."""
+    records = iter(records)
+    first = next(records, None)
+    if first is None:
+        return None
+    h, n = hashlib.sha256(), 0
+    with storage.open_write(uri) as f:
+        for record in itertools.chain([first], records):
+            framed = tfrecord.frame(record)
+            h.update(framed)
+            f.write(framed)
+            n += 1
+    return n, h.hexdigest()
+
+
 class WriteShardFn(beam.DoFn):
-    """((split, shard), entries) -> one TFRecord file streamed in pair-id order and its description
-    (none, and no file, when it holds no record). Subclasses override ``records``."""
+    """((split, shard), [(pair_id, record)]) -> one TFRecord file streamed in pair-id order and its
+    description (none, and no file, when it holds no record)."""
 
     def __init__(self, output: str):
         self.output = output
 
-    def records(self, name: str, shard: int, entries, extra: list):
-        """The shard's encoded records in file order; ``extra`` collects side outputs to emit."""
-        return (r for _, r in sorted(entries))
-
     def process(self, item):
         (name, shard), entries = item
-        extra: list = []
-        records = iter(self.records(name, shard, entries, extra))
-        first = next(records, None)
-        if first is not None:
-            path, h, n = f"{name}-{shard:05d}.tfrecord", hashlib.sha256(), 0
-            with storage.open_write(storage.join(self.output, path)) as f:
-                for record in itertools.chain([first], records):
-                    framed = tfrecord.frame(record)
-                    h.update(framed)
-                    f.write(framed)
-                    n += 1
-            yield {"path": path, "split": name, "records": n, "sha256": h.hexdigest()}
-        yield from extra
+        written = write_framed(storage.join(self.output, shard_file(name, shard)), (r for _, r in sorted(entries)))
+        if written:
+            yield {"path": shard_file(name, shard), "split": name, "records": written[0], "sha256": written[1]}
 
 
 class WriteDataset(beam.PTransform):

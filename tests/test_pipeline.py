@@ -16,7 +16,7 @@ from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.cli import cli
 from senclr.dataset import iter_records
 from senclr.errors import InputError
-from senclr.pipeline import filters, split, transforms
+from senclr.pipeline import filters, shardfirst, split, transforms
 from senclr.beam_flags import unknown_beam_flags
 from senclr.pipeline.preprocess import preprocess
 from senclr.pipeline.stats import BandStatsFn
@@ -191,7 +191,7 @@ def test_overwrite_never_touches_input_and_keeps_old_dataset_on_failure(tmp_path
     def boom(*a, **k):
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(transforms.WriteShardFn, "process", boom)
+    monkeypatch.setattr(shardfirst.ReadShardFn, "process", boom)
     with pytest.raises(Exception, match="worker lost"):
         preprocess(broken_archive, out, cell_deg=1.0, overwrite=True)
     assert open(os.path.join(out, "manifest.json")).read() == before

@@ -10,7 +10,7 @@ import pytest
 
 from senclr import storage, tfrecord
 from senclr.pipeline import preprocess as preprocess_mod
-from senclr.pipeline import spill
+from senclr.pipeline import publish, slices, spill
 from senclr.pipeline.preprocess import preprocess
 from tests.helpers import ee_table_example, random_pair, write_batch_export, write_chip, write_raw_archive
 
@@ -74,20 +74,39 @@ def test_shard_first_writes_what_the_general_path_writes(base, make, monkeypatch
     given = make(base)
     out = base + "-ds"
     got = {}
-    for general in (True, False):
-        monkeypatch.setattr(preprocess_mod, "GENERAL_PATH", general)
+    for path, k in (("general", 1), ("shard-first", 1), ("sliced", 3)):
+        monkeypatch.setattr(preprocess_mod, "GENERAL_PATH", path == "general")
+        monkeypatch.setattr(slices, "per_shard", lambda workers, shards: k)  # as if 2+ workers shared the run
         storage.remove_tree(out)  # a fresh output each time: the same build folder name
-        m = preprocess(given, out, patch_size=P, cell_deg=1.0, shard_mb=0.002)
-        got[general] = (m["counts"], m["statistics"], _files(out))
-        assert not [f for f in got[general][2] if spill.FOLDER in f]
-    counts = got[False][0]
+        m = preprocess(given, out, patch_size=P, cell_deg=1.0, shard_mb=0.1)  # ~11 records a shard
+        got[path] = (m["counts"], m["statistics"], _files(out))
+        assert not [f for f in got[path][2] if publish.SCRATCH in f]
+    counts = got["general"][0]
     assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
     if make is not _mixed:
         assert counts["rejected"].get("duplicate", 0) >= 3 and len(counts["rejected"]) >= 2
-    assert got[False][0] == got[True][0] and got[False][1] == got[True][1]
-    assert got[False][2].keys() == got[True][2].keys() and len(got[True][2]) > 3
-    for f, data in got[True][2].items():
-        assert got[False][2][f] == data, f
+    want = got.pop("general")
+    assert len(want[2]) >= 3
+    for path, (counts, stats, files) in got.items():
+        assert counts == want[0] and stats == want[1], path
+        assert files.keys() == want[2].keys(), path
+        for f, data in want[2].items():
+            assert files[f] == data, (path, f)
+
+
+def test_slices_per_shard_follow_the_workers():
+    from senclr.beam_flags import worker_processes
+
+    assert slices.per_shard(1, 5) == 1 and slices.per_shard(2, 5) == 4 and slices.per_shard(2, 400) == 1
+    assert slices.per_shard(64, 1) == slices.MAX_SLICES
+    assert worker_processes([]) == 1 == worker_processes(["--direct_running_mode=multi_threading", "--direct_num_workers=4"])
+    assert worker_processes(["--direct_running_mode=multi_processing", "--direct_num_workers=3"]) == 3
+    assert worker_processes(["--runner=DataflowRunner", "--max_num_workers=20"]) == 20
+    assert worker_processes(["--runner=DataflowRunner"]) is None
+    counts = [0] * 4
+    for i in range(4000):
+        counts[slices.slice_of(f"{i:016x}", 5, 4)] += 1
+    assert min(counts) > 850  # even slices
 
 
 def test_a_spilled_pair_reads_back_whole(tmp_path):

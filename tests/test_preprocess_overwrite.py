@@ -21,7 +21,7 @@ from tests.helpers import random_pair, write_raw_archive
 _KILL_AT = {
     "mid_pipeline": ("senclr.manifest", "write", "if 'build-' in a[0]: os._exit(9)"),
     "before_switch": ("senclr.pipeline.publish", "switch", "os._exit(9)"),
-    "after_switch": ("senclr.storage", "remove_tree", "if not a[0].endswith('.spill'): os._exit(9)"),
+    "after_switch": ("senclr.storage", "remove_tree", "if not a[0].endswith('.scratch'): os._exit(9)"),
 }
 _KILLER = """
 import importlib, os, sys
