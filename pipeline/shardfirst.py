@@ -102,8 +102,10 @@ class ReadShardFn(beam.DoFn):
         for pair_id, copies, home in sorted(entries, key=lambda e: e[0]):
             out: list = []
             kept = self._first(pair_id, copies, out)
-            if home == (name, shard):  # spilled copies were counted as read when spilled
-                extra += out + [beam.pvalue.TaggedOutput(READ, sum(1 for c in copies if not c[2]))]
+            if home == (name, shard):
+                extra += out
+                if unread := sum(1 for c in copies if not c[2]):  # spilled copies were counted when spilled
+                    extra.append(beam.pvalue.TaggedOutput(READ, unread))
             if kept is not None and kept[1] == (name, shard):
                 Metrics.counter(NAMESPACE, f"kept_{name}").inc()
                 self.pair_stats.add_input(acc, kept[0])
