@@ -97,8 +97,10 @@ def bare_loop(given: str, out: str, patch_size: int | None) -> dict:
     storage.makedirs(out)
     plans: dict = {}
 
-    def plan(uri):
-        return plans.setdefault(uri, raw_ee_table.read_plan(uri))
+    def plan(uri):  # loaded once, as ReadUnitFn does
+        if uri not in plans:
+            plans[uri] = raw_ee_table.read_plan(uri)
+        return plans[uri]
 
     def reject(pair_id, reason, detail, source):
         rejects.append({"pair_id": pair_id, "reason": reason, "detail": detail, "source": source})

@@ -29,7 +29,7 @@ from senclr.schema import SCHEMA_VERSION, SPLITS
 
 DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
 MULTIPROCESS_FROM_PAIRS = 8000
-CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each) before they go through a file
+CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each, in chunks) before they go through a file
 UNITS_FILE = ".units.jsonl"
 # The general path groups whole pairs (ReadUnits -> FilterPairs -> WriteDataset): memory grows with
 # the input. Same bytes as the shard-first path; kept as the reference that path is tested against.
@@ -132,11 +132,15 @@ def preprocess(
     build = publish.start(output)
     stage = storage.join(output, build)
     run_args = runner_args(beam_args, inputs.expected_pairs)
-    k = slices.per_shard(worker_processes(run_args) or 1, sum(num_shards.values()))
+    workers = worker_processes(run_args) or 1
+    k = slices.per_shard(workers, sum(num_shards.values()))
     try:
         with beam.Pipeline(options=PipelineOptions(run_args)) as p:
-            units = p | "ListUnits" >> listed(inputs.units, storage.join(stage, UNITS_FILE), CREATE_LIMIT,
-                                              sources.unit_to_json, sources.unit_from_json)
+            chunks = sources.chunks(inputs.units, inputs.expected_pairs, workers)
+            limit = CREATE_LIMIT // len(chunks[0])  # chunks, not units, travel
+            units = (p | "ListUnits" >> listed(chunks, storage.join(stage, UNITS_FILE), limit,
+                                               sources.chunk_to_json, sources.chunk_from_json)
+                     | "Units" >> beam.FlatMap(lambda chunk: chunk))
             placing = (cell_deg, fractions, seed, num_shards)
             if not GENERAL_PATH:  # no array crosses a GroupByKey
                 shards, stats, rejected, read = units | "ShardFirst" >> shardfirst.ShardFirst(

@@ -140,7 +140,8 @@ class ShardFirst(beam.PTransform):
         self.shard = ReadShardFn(output, cfg, s1_bands, s2_bands, patch_size, labels, k)
 
     def expand(self, units):
-        placed = units | "Spread" >> beam.Reshuffle() | "Place" >> beam.ParDo(self.place).with_outputs(REJECTED, READ, main="placed")
+        # Units arrive spread over the workers (Create and ``listed`` reshuffle): no second Reshuffle.
+        placed = units | "Place" >> beam.ParDo(self.place).with_outputs(REJECTED, READ, main="placed")
         out = (
             placed.placed
             | "GroupById" >> beam.GroupByKey()

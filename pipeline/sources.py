@@ -57,6 +57,26 @@ def unit_from_json(line: str) -> Unit:
     return Unit(d["kind"], d["uri"], d.get("plan", ""), chip)
 
 
+PAIRS_PER_CHUNK = 64  # units travel in chunks of about this many pairs: Beam's per-element cost is per chunk
+CHUNKS_PER_WORKER = 8  # but never so few chunks that a worker would wait
+
+
+def chunks(units: list[Unit], expected_pairs: int, workers: int = 1) -> list[list[Unit]]:
+    """Units in consecutive chunks: many light units (archive pairs) share one, a heavy one (a
+    batch-export shard of 1000 pairs) is alone; at least CHUNKS_PER_WORKER per worker."""
+    per_unit = max(1.0, expected_pairs / max(1, len(units)))
+    size = max(1, min(int(PAIRS_PER_CHUNK // per_unit), len(units) // (CHUNKS_PER_WORKER * max(1, workers))))
+    return [units[i : i + size] for i in range(0, len(units), size)]
+
+
+def chunk_to_json(chunk: list[Unit]) -> str:
+    return "[" + ",".join(unit_to_json(u) for u in chunk) + "]"
+
+
+def chunk_from_json(line: str) -> list[Unit]:
+    return [unit_from_json(json.dumps(d)) for d in json.loads(line)]
+
+
 @dataclass
 class Source:
     """One archive, export or chip collection, with the band layout it declares or shows."""

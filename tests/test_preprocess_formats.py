@@ -124,3 +124,17 @@ def test_a_spilled_pair_reads_back_whole(tmp_path):
                for k in pair.labels)
     with pytest.raises(OSError, match="expected"):
         spill.read(uri, 4, len(blob) + 100, "x")
+
+
+def test_units_travel_in_chunks_sized_by_their_pairs():
+    from senclr.pipeline import sources
+
+    pairs = [sources.Unit(sources.ARCHIVE, f"r/pairs/{i:05d}.json") for i in range(10_000)]
+    c = sources.chunks(pairs, 10_000, workers=2)
+    assert [u for chunk in c for u in chunk] == pairs and len(c[0]) == sources.PAIRS_PER_CHUNK
+    assert len(sources.chunks(pairs[:100], 100, workers=2)) >= 2 * sources.CHUNKS_PER_WORKER
+    shards = [sources.Unit(sources.BATCH, f"e/tasks/{i}.tfrecord.gz", plan="e/ledger/plan.json") for i in range(10)]
+    assert [len(chunk) for chunk in sources.chunks(shards, 10_000)] == [1] * 10  # 1000 pairs each: alone
+    chips = sources.chunks([sources.Unit(sources.CHIPS, f"c/{i}_S1Hand.tif") for i in range(625)], 10_000)
+    assert {len(chunk) for chunk in chips[:-1]} == {4} and len(chips[-1]) == 1  # 16 patches each
+    assert sources.chunk_from_json(sources.chunk_to_json(shards[:3])) == shards[:3]

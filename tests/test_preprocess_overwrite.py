@@ -105,3 +105,33 @@ def test_an_existing_dataset_needs_overwrite_and_a_failed_fresh_run_leaves_no_fo
     with pytest.raises(InputError):
         preprocess(raw, str(tmp_path / "new"), cell_deg=1.0, min_clear=1.0, cs_threshold=0.999)  # all rejected
     assert not os.path.exists(tmp_path / "new")
+
+
+@pytest.mark.slow
+def test_an_overwrite_killed_while_spilling_a_batch_export_keeps_the_old_dataset(tmp_path):
+    """Batch exports are spilled into the build's .scratch/ first: a kill there leaves the old
+    dataset whole, and the rerun removes the half-spilled build and writes the same bytes."""
+    from tests.helpers import write_batch_export
+
+    rng = np.random.default_rng(6)
+    given, out = str(tmp_path / "exp"), str(tmp_path / "ds")
+    write_batch_export(given, [random_pair(rng, 16, i, labels=False) for i in range(12)], per_task=4)
+    preprocess(given, out, cell_deg=1.0)
+    before = {f: open(os.path.join(out, f), "rb").read() for f in ("manifest.json", *_shards(out))}
+
+    kill = "hooked.n = getattr(hooked, 'n', 0) + 1; hooked.n == 5 and os._exit(9)"  # mid-spill
+    script = _KILLER.format(module="senclr.pipeline.spill", name="encode", kill=kill)
+    killed = subprocess.run([sys.executable, "-c", script, given, out], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    assert os.path.isdir(os.path.join(out, "build-0002", publish.SCRATCH, "spill"))
+    assert open(os.path.join(out, "manifest.json"), "rb").read() == before["manifest.json"] and _read_all(out) == 12
+
+    preprocess(given, out, cell_deg=1.0, overwrite=True)
+    assert _top(out) == {"manifest.json", "build-0002"}
+    after = {f: open(os.path.join(out, f), "rb").read() for f in _shards(out)}
+    assert sorted(f.split("/", 1)[1] for f in after) == sorted(f.split("/", 1)[1] for f in before if "/" in f)
+    assert sorted(after.values()) == sorted(v for f, v in before.items() if "/" in f)
+
+
+def _shards(out: str) -> list[str]:
+    return [s["path"] for s in manifest_lib.read(out, kind="dataset")["shards"]]
