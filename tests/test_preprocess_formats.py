@@ -17,13 +17,6 @@ from tests.helpers import ee_table_example, random_pair, write_batch_export, wri
 P = 16
 
 
-@pytest.fixture(params=["local", "gcs"])
-def base(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "in")
-    return request.getfixturevalue("gcs") + f"/formats-{tmp_path.name}"
-
-
 def _pairs(n: int, seed: int) -> list:
     rng = np.random.default_rng(seed)
     return [random_pair(rng, P, i, labels=False) for i in range(n)]
@@ -69,8 +62,10 @@ def _files(out: str) -> dict:
     return {f[len(out) + 1:]: storage.read_bytes(f) for f in storage.list_files(out)}
 
 
-@pytest.mark.parametrize("make", [_tables, _chips, _mixed], ids=["tables", "chips", "mixed"])
-def test_shard_first_writes_what_the_general_path_writes(base, make, monkeypatch):
+@pytest.mark.parametrize(("where", "make"), [("local", _tables), ("local", _chips), ("local", _mixed), ("gcs", _tables)],
+                         ids=["local-tables", "local-chips", "local-mixed", "gcs-tables"])
+def test_shard_first_writes_what_the_general_path_writes(where, make, tmp_path, request, monkeypatch):
+    base = str(tmp_path / "in") if where == "local" else request.getfixturevalue("gcs") + f"/formats-{tmp_path.name}"
     given = make(base)
     out = base + "-ds"
     got = {}
