@@ -22,8 +22,8 @@ from senclr import storage, tfrecord
 from senclr.pair import PairMeta
 from senclr.pipeline import filters, slices, sources, spill
 from senclr.pipeline.stats import BandStatsFn, MergeStatsFn
-from senclr.pipeline.transforms import (NAMESPACE, REJECTED, ReadUnitFn, _reject, _unit_pair_id, _why, place, shard_file,
-                                       write_framed)
+from senclr.pipeline.transforms import (NAMESPACE, REJECTED, ReadUnitFn, _reject, _unit_pair_id, _why, place, write_framed,
+                                       write_shard)
 from senclr.schema import encode_record
 
 READ, STATS, SLICE = "read", "stats", "slice"
@@ -116,10 +116,9 @@ class ReadShardFn(beam.DoFn):
         (name, shard, part), entries = item
         extra: list = []
         if self.k == 1:
-            records = (r for _, r in self.records(name, shard, entries, extra))
-            written = write_framed(storage.join(self.output, shard_file(name, shard)), records)
-            if written:
-                yield {"path": shard_file(name, shard), "split": name, "records": written[0], "sha256": written[1]}
+            frames = (tfrecord.frame(r) for _, r in self.records(name, shard, entries, extra))
+            if described := write_shard(self.output, name, shard, frames):
+                yield described
         else:
             index: list = []
             records = (index.append((i, len(r) + tfrecord.FRAMING)) or r for i, r in self.records(name, shard, entries, extra))

@@ -11,7 +11,6 @@ shard in one go. With ``k`` = 1 (one worker) the shard is written directly, with
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import math
 import zlib
@@ -60,10 +59,4 @@ class MergeSlicesFn(beam.DoFn):
     def process(self, item):
         (name, shard), parts = item
         merged = heapq.merge(*(_frames(uri, index) for _, uri, index in sorted(parts)), key=itemgetter(0))
-        path, h, n = transforms.shard_file(name, shard), hashlib.sha256(), 0
-        with storage.open_write(storage.join(self.output, path)) as f:
-            for _, framed in merged:
-                h.update(framed)
-                f.write(framed)
-                n += 1
-        yield {"path": path, "split": name, "records": n, "sha256": h.hexdigest()}
+        yield transforms.write_shard(self.output, name, shard, (framed for _, framed in merged))

@@ -171,21 +171,31 @@ def shard_file(name: str, shard: int) -> str:
     return f"{name}-{shard:05d}.tfrecord"
 
 
-def write_framed(uri: str, records) -> tuple[int, str] | None:
-    """Stream records, TFRecord-framed, into ``uri``: (count, sha256 of the file), or None and no
-    file when there is no record."""
-    records = iter(records)
-    first = next(records, None)
+def write_frames(uri: str, frames) -> tuple[int, str] | None:
+    """Stream already framed records into ``uri``: (count, sha256 of the file), or None and no
+    file when there is none."""
+    frames = iter(frames)
+    first = next(frames, None)
     if first is None:
         return None
     h, n = hashlib.sha256(), 0
     with storage.open_write(uri) as f:
-        for record in itertools.chain([first], records):
-            framed = tfrecord.frame(record)
+        for framed in itertools.chain([first], frames):
             h.update(framed)
             f.write(framed)
             n += 1
     return n, h.hexdigest()
+
+
+def write_framed(uri: str, records) -> tuple[int, str] | None:
+    """``write_frames`` of records, TFRecord-framed on the way."""
+    return write_frames(uri, (tfrecord.frame(r) for r in records))
+
+
+def write_shard(output: str, name: str, shard: int, frames) -> dict | None:
+    """One shard file of framed records and its manifest entry (None, and no file, when empty)."""
+    written = write_frames(storage.join(output, shard_file(name, shard)), frames)
+    return written and {"path": shard_file(name, shard), "split": name, "records": written[0], "sha256": written[1]}
 
 
 class WriteShardFn(beam.DoFn):
@@ -197,9 +207,8 @@ class WriteShardFn(beam.DoFn):
 
     def process(self, item):
         (name, shard), entries = item
-        written = write_framed(storage.join(self.output, shard_file(name, shard)), (r for _, r in sorted(entries)))
-        if written:
-            yield {"path": shard_file(name, shard), "split": name, "records": written[0], "sha256": written[1]}
+        if described := write_shard(self.output, name, shard, (tfrecord.frame(r) for _, r in sorted(entries))):
+            yield described
 
 
 class WriteDataset(beam.PTransform):
