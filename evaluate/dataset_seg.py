@@ -79,9 +79,10 @@ def _store(data: str, m: dict, split: str, label: str, n_classes: int, bands, st
     if store is not None:
         return store
     p = band_params(stats, list(bands))
+    order = [(s1 + s2).index(b) for b in bands]  # the readers give S1 then S2; the encoder wants ``bands``
     n, store = count(m, split), None
     for i, rec in enumerate(iter_records(data, split, s1_bands=s1, s2_bands=s2)):
-        x = np.concatenate([rec["s1"].astype(np.float32), rec["s2"].astype(np.float32)], axis=-1)
+        x = np.concatenate([rec["s1"].astype(np.float32), rec["s2"].astype(np.float32)], axis=-1)[..., order]
         if store is None:
             store = ChipStore.create(folder, n, [x.shape, x.shape[:2]], ["float16", "int8"])
         if x.shape != store.shapes[0]:
