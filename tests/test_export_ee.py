@@ -2,16 +2,17 @@
 
 import json
 import os
+import sys
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+import shapely
 from click.testing import CliRunner
 from shapely.geometry import Polygon, box, mapping
 
 from senclr import manifest, raw_archive
 from senclr.cli import cli
-from senclr.export.pairing import Scene, best_s1
 from tests.fake_ee import Fault, constant_compute, fake_ee, fake_ee_server, find_calls  # noqa: F401
 
 REGION = "10.0,45.0,10.3,45.2"
@@ -20,8 +21,11 @@ S2_ROWS = [  # what Earth Engine would answer for the S2 scene table: two dates 
     (f"20210610T103031_20210610T103026_T32TNR", T0, box(9.7, 44.8, 10.6, 45.5), 12.0),
     (f"20210615T103029_20210615T103025_T32TNR", T0 + timedelta(days=5), box(9.7, 44.8, 10.6, 45.5), 40.0),
 ]
-S1_ROWS = [  # ascending the evening before, descending two days later covering only the west
+EAST = 10.15  # the east-only scene's western edge: patches east of it pair with it, the others cannot
+S1_ROWS = [  # ascending the evening before; an hour and a half after the S2 pass but covering only the
+    # east; descending two days later covering only the west
     ("S1A_IW_GRDH_1SDV_20210609T171500_A", T0 - timedelta(hours=17), box(9.0, 44.5, 11.0, 46.0), "ASCENDING", 117),
+    ("S1A_IW_GRDH_1SDV_20210610T120000_E", T0 + timedelta(hours=1.5), box(EAST, 44.5, 11.0, 46.0), "ASCENDING", 15),
     ("S1B_IW_GRDH_1SDV_20210612T053000_D", T0 + timedelta(hours=43), box(9.0, 44.5, 10.15, 46.0), "DESCENDING", 66),
     ("S1A_IW_GRDH_1SDV_20210615T171500_A", T0 + timedelta(days=5, hours=7), box(9.0, 44.5, 11.0, 46.0), "ASCENDING", 117),
 ]
@@ -41,24 +45,27 @@ def _rows():
     return s2, s1
 
 
-S1_SCENES = [Scene(i, t, g, o, r) for i, t, g, o, r in S1_ROWS]
-
-
 def _join_answer(expression):
-    """What Earth Engine's per-patch saveBest join returns ([pair_id, s1 id] rows), computed here
-    with shapely from the patches and the maxDifference the expression carries."""
+    """What Earth Engine's per-patch saveBest join returns ([pair_id, s1 id] rows): the scene of
+    S1_ROWS nearest in time among those that pass the footprint condition the expression carries
+    (contains, intersects or within the patch) within its maxDifference. Worked out here with shapely from the rows, not with
+    senclr's pairing policy, so a defect there cannot change the expected answer too."""
     max_diffs = find_calls(expression, "Filter.maxDifference")
     max_diff = max_diffs[0]
     assert all(m == max_diff for m in max_diffs)
     assert max_diff["leftField"] == max_diff["rightField"] == "system:time_start"
+    per_patch = lambda c: c.get("leftField") == ".geo" and getattr(c.get("rightValue"), "name", "") == "Feature.geometry"  # noqa: E731
+    tests = [getattr(shapely, name) for name in ("contains", "intersects", "within")
+             for _ in filter(per_patch, find_calls(expression, f"Filter.{name}"))]  # the footprint conditions asked
     rows = []
     for f in find_calls(expression, "Feature"):
         props = f.get("metadata") or {}
         if "system:time_start" not in props:  # the features the map builds, not the patches
             continue
-        s2 = Scene("s2", datetime.fromtimestamp(props["system:time_start"] / 1000, timezone.utc), None)
-        best = best_s1(Polygon(f["geometry"].args["coordinates"][0]), s2, S1_SCENES, max_diff["difference"] / 3.6e6)
-        rows.append([props["pair_id"], best.id if best else ""])
+        patch = Polygon(f["geometry"].args["coordinates"][0])
+        gaps = {i: abs(_ms(t) - props["system:time_start"]) for i, t, g, _, _ in S1_ROWS if all(ok(g, patch) for ok in tests)}
+        best = min(((gap, i) for i, gap in gaps.items() if gap <= max_diff["difference"]), default=None)
+        rows.append([props["pair_id"], best[1] if best else ""])
     return rows[::-1]  # any order: rows are matched by pair id
 
 
@@ -129,6 +136,39 @@ def test_plan_starts_nothing_and_writes_plan_and_map(ee_server, tmp_path):
     ranges = {(c["leftValue"].args["start"], c["leftValue"].args["end"]) for c in find_calls(query, "Filter.dateRangeContains")}
     assert ("2021-06-01", "2021-07-01") in ranges and ("2021-05-29", "2021-07-04") in ranges  # S1 widened by --max-dt
     assert "ee_credentials" not in json.dumps(plan)
+
+
+def test_each_patch_pairs_with_the_nearest_scene_that_contains_it(ee_server, tmp_path):
+    """Over all S2 dates a patch lies in, the S1 scene nearest in time that contains it: east of
+    EAST the scene 1.5 h after the first S2 pass; elsewhere that one cannot (it does not contain the
+    patch), and the scene 7 h after the second S2 pass beats the one 17 h before the first."""
+    out = str(tmp_path / "plan")
+    assert _invoke(["plan", *ARGS, "--out", out, "--ee-api-url", ee_server.url]).exit_code == 0
+    plan = json.load(open(os.path.join(out, "plan.json")))
+    half = 32 * 10 / 2 / 78_000  # half a patch in degrees of longitude at 45 N, rounded up
+    east = [p for p in plan["pairs"] if p["patch"]["lon"] - half > EAST]
+    west = [p for p in plan["pairs"] if p["patch"]["lon"] + half < EAST]
+    assert east and west and plan["pairing_disagreements"] == []
+    assert {(p["s2"]["id"], p["s1"]["id"], p["dt_hours"]) for p in east} == {(S2_ROWS[0][0], S1_ROWS[1][0], 1.5)}
+    assert {(p["s2"]["id"], p["s1"]["id"], p["dt_hours"]) for p in west} == {(S2_ROWS[1][0], S1_ROWS[3][0], 7.0)}
+
+
+def test_a_scene_that_cuts_through_a_patch_is_not_its_pair_here_or_in_earth_engines_join(ee_server, tmp_path, monkeypatch):
+    """Both the local policy and the join expression must ask that the footprint contain the patch
+    (a scene that only intersects it leaves part of the patch empty)."""
+    first = json.load(open(os.path.join(_plan(ee_server, tmp_path / "a"), "plan.json")))["pairs"][0]
+    lon, lat = first["patch"]["lon"], first["patch"]["lat"]
+    when = datetime.fromisoformat(first["s2"]["time"]) + timedelta(hours=0.5)  # nearer than any other
+    cutting = ("S1A_IW_GRDH_1SDV_C", when, box(lon - 1, lat - 1, lon, lat + 1), "ASCENDING", 15)
+    monkeypatch.setattr(sys.modules[__name__], "S1_ROWS", [*S1_ROWS, cutting])
+    plan = json.load(open(os.path.join(_plan(ee_server, tmp_path / "b"), "plan.json")))
+    assert plan["pairing_disagreements"] == []
+    assert next(p for p in plan["pairs"] if p["patch"] == first["patch"])["s1"]["id"] == first["s1"]["id"]
+
+
+def _plan(ee_server, out) -> str:
+    assert _invoke(["plan", *ARGS, "--out", str(out), "--ee-api-url", ee_server.url]).exit_code == 0
+    return str(out)
 
 
 def test_highvolume_run_then_preprocess(ee_server, tmp_path):
