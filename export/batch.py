@@ -134,6 +134,9 @@ def _record_state(out: str, record: dict, op: dict, force_save: bool = False) ->
     if state == "FAILED" or (op.get("done") and "error" in op):
         state = "FAILED"
         record["errors"].append(op.get("error", {}).get("message", "failed without a message"))
+    elif op.get("done") and state not in TERMINAL:  # polling it again would never end
+        record["errors"].append(f"Earth Engine reported the task done in state {state}, with neither a result nor an error")
+        state = "FAILED"
     if state != record["state"] or force_save:
         record["state"] = state
         record["final"] = state == "CANCELLED" or (state == "FAILED" and record["attempts"] >= record.get("budget", MAX_ATTEMPTS))

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import ee
 
+from senclr.errors import AnswerError
 from senclr.label_bands import (CLASS_MAPS, CLASS_NODATA, DYNAMICWORLD, EMBEDDING, EMBEDDING_BANDS,
                                 EMBEDDING_ID, EMBEDDING_NODATA, EMBEDDING_SCALE, WORLDCOVER, ClassMap)
 
@@ -51,8 +52,11 @@ def embedding(s2_ms: int) -> ee.Image:
 def embedding_years(region: ee.Geometry) -> set[int]:
     """The years the annual embedding covers over ``region`` (one getInfo): a pair of another
     year would get an all no-data embedding."""
-    starts = ee.ImageCollection(EMBEDDING_ID).filterBounds(region).aggregate_array("system:time_start").getInfo()
-    return {datetime.fromtimestamp(ms / 1000, timezone.utc).year for ms in starts or []}
+    starts = ee.ImageCollection(EMBEDDING_ID).filterBounds(region).aggregate_array("system:time_start").getInfo() or []
+    if not isinstance(starts, list) or not all(isinstance(ms, (int, float)) and not isinstance(ms, bool) for ms in starts):
+        raise AnswerError(f"Earth Engine answered the embedding's coverage query with {str(starts)[:200]} "
+                          "instead of a list of start times (ms)")
+    return {datetime.fromtimestamp(ms / 1000, timezone.utc).year for ms in starts}
 
 
 def field_image(field: str, s2_asset: str, s1_ms: int, s2_ms: int) -> ee.Image:

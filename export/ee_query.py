@@ -8,6 +8,7 @@ checked against (``check_agreement``).
 from __future__ import annotations
 
 import functools
+import json
 from datetime import datetime, timedelta, timezone
 
 import ee
@@ -15,7 +16,7 @@ import shapely
 from shapely.geometry import mapping, shape
 
 from senclr.bands import CLOUD_SCORE_PLUS, S1_BANDS, S1_GRD, s2_collection
-from senclr.errors import InputError
+from senclr.errors import AnswerError, InputError
 
 from . import ee_labels, limits
 from .geodesic import densify
@@ -97,20 +98,34 @@ def parse_scenes(rows: list, sensor: str) -> list[Scene]:
             "split the region or the date range into smaller exports"
         )
     scenes = []
-    for row in rows:
-        p = row["properties"]
-        scenes.append(Scene(
-            id=p["id"], time=datetime.fromtimestamp(p["time"] / 1000, timezone.utc),
-            footprint=densify(shapely.make_valid(shape(row["geometry"]))),  # edges geodesic, as EE tests them
-            orbit=p.get("orbit"), relative_orbit=p.get("relative_orbit"),
-            cloud_pct=p.get("cloud_pct"), crs=p.get("crs"), tile=p.get("tile"),
-        ))
+    for i, row in enumerate(rows):
+        try:
+            p = row["properties"]
+            scenes.append(Scene(
+                id=_text(p["id"]), time=datetime.fromtimestamp(p["time"] / 1000, timezone.utc),
+                footprint=densify(shapely.make_valid(shape(row["geometry"]))),  # edges geodesic, as EE tests them
+                orbit=p.get("orbit"), relative_orbit=p.get("relative_orbit"),
+                cloud_pct=p.get("cloud_pct"), crs=p.get("crs"), tile=p.get("tile"),
+            ))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise AnswerError(f"Earth Engine answered the {sensor.upper()} scene query with a malformed row {i} "
+                              f"({type(e).__name__}: {e}; a row needs id, time and a geometry): "
+                              f"{json.dumps(row, default=str)[:200]}") from None
     return sorted(scenes, key=lambda s: (s.time, s.id))
+
+
+def _text(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"id {value!r} is not a scene id")
+    return value
 
 
 def fetch_scenes(params) -> tuple[list[Scene], list[Scene]]:
     """(S2 scenes, S1 scenes) of the export, in one getInfo call."""
     both = ee.List([scene_table(s2_images(params), "s2"), scene_table(s1_images(params), "s1")]).getInfo()
+    if not (isinstance(both, list) and len(both) == 2 and all(isinstance(t, list) for t in both)):
+        raise AnswerError(f"Earth Engine answered the scene query with {json.dumps(both, default=str)[:200]} "
+                          "instead of two scene tables (S2, S1)")
     return parse_scenes(both[0], "s2"), parse_scenes(both[1], "s1")
 
 
@@ -152,7 +167,7 @@ def check_agreement(pairings: list[Pairing], params, chunk: int = AGREEMENT_CHUN
     while todo:
         part = todo.pop()
         try:
-            picked = dict(server_side_s1(part, params).getInfo())  # keyed by pair id: order-proof
+            picked = _join_rows(server_side_s1(part, params).getInfo())  # keyed by pair id: order-proof
         except ee.EEException as e:
             if len(part) > 1 and any(m in str(e).lower() for m in _SPLIT_ON):
                 todo += [part[len(part) // 2 :], part[: len(part) // 2]]
@@ -160,6 +175,15 @@ def check_agreement(pairings: list[Pairing], params, chunk: int = AGREEMENT_CHUN
             raise
         disagree += [p.pair_id for p in part if picked.get(p.pair_id) != p.s1.id]
     return sorted(disagree)
+
+
+def _join_rows(answer) -> dict[str, str]:
+    """{pair_id: S1 id or ""} from the join's [pair_id, s1 id] rows; AnswerError for anything else."""
+    if not isinstance(answer, list) or not all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(v, str) for v in r) for r in answer):
+        raise AnswerError(f"Earth Engine answered the pairing join with {json.dumps(answer, default=str)[:200]} "
+                          "instead of [pair id, S1 scene id] rows")
+    return dict(answer)
 
 
 def pair_image(pairing: Pairing, s2_level: str, labels: tuple[str, ...] = ()) -> ee.Image:

@@ -66,11 +66,18 @@ def runner_flags(beam_args: list[str]) -> list[str]:
 
 
 def check_npy(data: bytes, size: int, s2_level: str, labels: tuple[str, ...] = ()) -> None:
-    """ValueError unless ``data`` is the structured [size, size] array of one pair."""
-    arr = np.load(io.BytesIO(data), allow_pickle=False)
-    want = [b for b, _ in limits.pair_bands(s2_level, labels)]
-    if arr.dtype.names is None or list(arr.dtype.names) != want or arr.shape != (size, size):
-        raise ValueError(f"unexpected response: {arr.dtype.names} {arr.shape}, wanted {want} ({size}, {size})")
+    """ValueError unless ``data`` is the structured [size, size] array of one pair: its bands by
+    name, in the order asked, each of the type asked. A well-formed answer of the wrong image must
+    not be stored as a finished pair."""
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"unexpected response: not an NPY array ({len(data)} bytes: {e})") from None
+    want = limits.pair_bands(s2_level, labels)
+    got = [(n, arr.dtype[n].name) for n in arr.dtype.names or ()]
+    if got != [(b, np.dtype(t).name) for b, t in want] or arr.shape != (size, size):
+        raise ValueError(f"unexpected response: bands {got or arr.dtype.str} of shape {arr.shape}, "
+                         f"wanted {want} of shape ({size}, {size})")
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

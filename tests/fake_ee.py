@@ -350,7 +350,7 @@ class FakeEE:
         meta.update(state=state, updateTime=_now())
         if state != "PENDING":
             meta.setdefault("startTime", meta["updateTime"])
-        op["done"] = state in DONE
+        op["done"] = step.get("done", state in DONE)  # a step may say otherwise: a malformed answer
         if state == "FAILED":
             op["error"] = step.get("error", {"code": 13, "message": "fake Earth Engine: export failed"})
         if state in ("RUNNING", "SUCCEEDED"):  # Earth Engine reports the EECU seconds used so far
