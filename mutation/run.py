@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     SESSIONS.mkdir(exist_ok=True)
     restore_leftovers(modules)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, _sigterm)  # also when started in the background, where SIGINT is ignored
     if not args.report:
         try:
             for name in names:
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\ninterrupted: source files restored; the table below covers what ran", file=sys.stderr)
     equivalents = load_equivalents()
-    rows = [r for r in (summarise(n, modules[n], equivalents.get(n, {})) for n in names) if r]
+    rows = [r for r in (summarise(n, modules[n], equivalents.get(n, {})) for n in names) if r and r["run"]]
     (SESSIONS / "summary.json").write_text(json.dumps(rows, indent=1))
     print_table(rows)
     return 0
