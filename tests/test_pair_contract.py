@@ -32,6 +32,8 @@ def test_a_consistent_pair_has_no_shape_problem(pair):
     ("s1", lambda p: p.s1[..., 0], "s1 shape"),  # no band axis
     ("s2", lambda p: p.s2[..., :-1], "s2 shape"),  # a band short of the band list
     ("s2", lambda p: p.s2[:-1], "s2 shape"),  # one row short
+    ("s2", lambda p: np.concatenate([p.s2, p.s2[..., :1]], -1), "s2 shape"),  # a band more than the band list
+    ("s2", lambda p: np.concatenate([p.s2, p.s2[:, :1]], 1), "s2 shape"),  # a column more
     ("s2", lambda p: p.s2[..., 0], "s2 shape"),  # no band axis
     ("s2", lambda p: p.s2[None], "s2 shape"),  # an axis too many, same number of values per pixel
     ("cloud", lambda p: p.cloud[:, :-1], "cloud shape"),
