@@ -216,7 +216,8 @@ def summarise(name: str, spec: dict, equivalents: dict[str, str]) -> dict | None
     db_path = SESSIONS / f"{name}.sqlite"
     if not db_path.exists():
         return None
-    lines = (ROOT / spec["path"]).read_text().splitlines()
+    orig = SESSIONS / f"{name}.orig"  # while a run has the file mutated, its unmutated copy
+    lines = (orig if orig.exists() else ROOT / spec["path"]).read_text().splitlines()
     row = {"module": name, "path": spec["path"], "total": 0, "run": 0, "killed": 0, "survived": 0, "timeouts": 0,
            "equivalent": 0, "pending": 0, "incompetent": 0}
     survivors = []
