@@ -1,0 +1,56 @@
+"""core/normalize.py on hand-made statistics (issue 12, mutation check): parameters in the order
+asked, a zero std left as 1, clip-then-standardise in float32, and sample statistics against
+numpy computed here."""
+
+import numpy as np
+import pytest
+
+from senclr import normalize
+
+STATS = {
+    "VV": {"p1": -25.0, "p99": 0.0, "mean": -12.0, "std": 4.0},
+    "VH": {"p1": -30.0, "p99": -5.0, "mean": -18.0, "std": 0.0},  # a constant band
+    "B2": {"p1": 100.0, "p99": 3000.0, "mean": 900.0, "std": 500.0},
+}
+
+
+def test_params_follow_the_order_asked_in_float32_and_a_zero_std_becomes_one():
+    p = normalize.band_params(STATS, ["B2", "VV", "VH"])
+    assert list(p) == ["lo", "hi", "mean", "std"]
+    np.testing.assert_array_equal(p["lo"], [100, -25, -30])
+    np.testing.assert_array_equal(p["hi"], [3000, 0, -5])
+    np.testing.assert_array_equal(p["mean"], [900, -12, -18])
+    np.testing.assert_array_equal(p["std"], [500, 4, 1])
+    assert all(v.dtype == np.float32 for v in p.values())
+
+
+def test_missing_bands_are_named():
+    with pytest.raises(KeyError, match=r"\['B3', 'B4'\]"):
+        normalize.band_params(STATS, ["VV", "B3", "B4"])
+
+
+def test_apply_clips_to_p1_p99_then_standardises():
+    p = normalize.band_params(STATS, ["VV", "VH"])
+    x = np.array([[[-40.0, -18.0], [-12.0, -4.0], [5.0, 0.0]]], np.float16)  # [1, 3, 2]
+    got = normalize.apply(x, p)
+    assert got.dtype == np.float32
+    want = np.array([[[(-25 + 12) / 4, 0.0], [0.0, (-5 + 18) / 1], [(0 + 12) / 4, (-5 + 18) / 1]]], np.float32)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_sample_statistics_match_numpy_and_skip_nan():
+    rng = np.random.default_rng(2)
+    x = np.stack([rng.normal(-12, 4, 1000), rng.uniform(0, 3000, 1000)], axis=1)
+    x[::7, 1] = np.nan
+    got = normalize.sample_statistics(x, ["VV", "B2"], "test")
+    for i, b in enumerate(["VV", "B2"]):
+        v = x[:, i][np.isfinite(x[:, i])]
+        assert got[b] == {"p1": np.percentile(v, 1), "p99": np.percentile(v, 99), "mean": v.mean(), "std": v.std()}
+    assert got["B2"]["p1"] != np.percentile(x[:, 1][np.isfinite(x[:, 1])], 2)
+
+
+def test_a_band_without_a_valid_pixel_is_named_with_where():
+    x = np.ones((5, 2))
+    x[:, 1] = np.nan
+    with pytest.raises(ValueError, match="band B2 has no valid pixel in chips of split train"):
+        normalize.sample_statistics(x, ["VV", "B2"], "chips of split train")
