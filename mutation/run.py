@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fcntl
 import hashlib
 import json
 import os
@@ -285,7 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown modules {unknown}; known: {', '.join(modules)}")
     names = args.modules or list(modules)
     SESSIONS.mkdir(exist_ok=True)
-    restore_leftovers(modules)
+    lock = open(SESSIONS / "lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if not args.report:
+            parser.error("another mutation/run.py is running (mutation/.sessions/lock); wait for it or stop it")
+        lock = None  # a report beside a run: touch no source file, read the run's .orig copies
+    if lock is not None:
+        restore_leftovers(modules)  # only with the lock: no other run has a file mutated now
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGINT, _sigterm)  # also when started in the background, where SIGINT is ignored
     if not args.report:
