@@ -13,7 +13,8 @@ def test_sizes_that_differ_either_way_raise(y_true, y_pred):
         metrics.confusion_matrix(y_true, y_pred, 2)
 
 
-@pytest.mark.parametrize("y_true, y_pred", [([-2, 0], [0, 0]), ([2, 0], [0, 0]), ([0, 0], [-1, 0]), ([0, 0], [0, 2])])
+@pytest.mark.parametrize("y_true, y_pred", [([-2, 0], [0, 0]), ([2, 0], [0, 0]), ([0, 0], [-1, 0]), ([0, 0], [0, 2]),
+                                            ([2, 0], [-1, 0]), ([-2, 0], [2, 0])])  # two wrong at once
 def test_each_out_of_range_class_id_raises(y_true, y_pred):
     with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
         metrics.confusion_matrix(y_true, y_pred, 2)
