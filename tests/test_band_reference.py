@@ -150,3 +150,15 @@ def test_evaluation_inputs_normalise_each_band_with_its_own_statistics(built, tm
         x, _ = store.get(i)
         want = _expected(m, pairs[pair_id], list(bands), True)
         np.testing.assert_allclose(x.astype(np.float32), want, rtol=2e-3, atol=2e-3)  # stored as float16
+
+
+def test_flood_chip_inputs_take_bands_by_name_in_the_order_asked():
+    """Sen1Floods11 chips are read by band name too (``flood_inputs.chip_bands``); S2 no data is NaN."""
+    from senclr.evaluate.flood_inputs import chip_bands
+
+    pair = _pairs()[0]
+    pair.s2[0, 0, list(pair.s2_bands).index("B4")] = 0
+    asked = ["B8", "VH", "B4", "VV"]
+    want = np.stack([_band(pair, b) for b in asked], axis=-1).astype(np.float32)
+    want[0, 0, 2] = np.nan
+    np.testing.assert_array_equal(chip_bands(pair, asked), want)
