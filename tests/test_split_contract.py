@@ -62,3 +62,10 @@ def test_an_empty_split_gets_no_place_and_the_whole_unit_interval_is_covered():
     assert {split.split_of(a, b, 0.25, (0.0, 1.0, 0.0), 0) for a, b in places} == {"val"}
     got = {split.split_of(a, b, 0.25, (0.5, 0.0, 0.5), 0) for a, b in places}
     assert got == {"train", "test"}
+
+
+def test_a_point_on_a_cell_edge_is_in_the_cell_it_starts():
+    """floor(1.0 / 0.1) is 10 while 1.0 // 0.1 is 9.0 (the remainder of 1.0 by the binary 0.1 is
+    not 0): the cell is the rounded quotient's floor, so a point on an edge starts the next cell."""
+    assert split.cell_of(1.0, 1.0, 0.1) == (10, 10)
+    assert split.cell_of(-1.0, 2.0, 0.1) == (-10, 20)  # 2.0 // 0.1 is 19.0
