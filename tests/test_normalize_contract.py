@@ -54,3 +54,8 @@ def test_a_band_without_a_valid_pixel_is_named_with_where():
     x[:, 1] = np.nan
     with pytest.raises(ValueError, match="band B2 has no valid pixel in chips of split train"):
         normalize.sample_statistics(x, ["VV", "B2"], "chips of split train")
+
+
+def test_a_small_std_is_kept_only_zero_becomes_one():
+    stats = {"B1": {"p1": 0.0, "p99": 1.0, "mean": 0.5, "std": 0.25}}
+    assert normalize.band_params(stats, ["B1"])["std"][0] == np.float32(0.25)
