@@ -14,7 +14,8 @@ def test_sizes_that_differ_either_way_raise(y_true, y_pred):
 
 
 @pytest.mark.parametrize("y_true, y_pred", [([-2, 0], [0, 0]), ([2, 0], [0, 0]), ([0, 0], [-1, 0]), ([0, 0], [0, 2]),
-                                            ([2, 0], [-1, 0]), ([-2, 0], [2, 0])])  # two wrong at once
+                                            ([2, 0], [-1, 0]), ([-2, 0], [2, 0]),  # two wrong at once
+                                            ([0, 0], [0, 3]), ([3, 0], [0, 0])])  # past the edge: t * n + p still fits
 def test_each_out_of_range_class_id_raises(y_true, y_pred):
     with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
         metrics.confusion_matrix(y_true, y_pred, 2)
