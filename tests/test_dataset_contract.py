@@ -23,7 +23,8 @@ def test_each_split_reads_its_own_shards_and_counts(tiny12):
     by_split = {s: [r["split"] for r in iter_records(folder, s)] for s in ("train", "val", "test")}
     assert {s: (len(v), set(v)) for s, v in by_split.items()} == {"train": (6, {"train"}), "val": (3, {"val"}), "test": (3, {"test"})}
     assert (count(m, "train"), count(m, "val"), count(m, "test"), count(m)) == (6, 3, 3, 12)
-    assert len(list(iter_records(folder))) == 12
+    recs = list(iter_records(folder))
+    assert len(recs) == 12 and recs[0]["s1"].dtype == "float16" and recs[0]["s2"].dtype == "uint16"  # stored types by default
     assert [os.path.basename(u) for u in shard_uris(folder, m, "val")] == ["val-00000-of-00001.tfrecord"]
 
 
@@ -32,8 +33,9 @@ def test_a_missing_shard_is_named(tiny12, tmp_path):
 
     folder = str(tmp_path / "copy")
     shutil.copytree(tiny12[0], folder)
-    os.remove(os.path.join(folder, "test-00000-of-00001.tfrecord"))
+    for split in ("val", "test"):
+        os.remove(os.path.join(folder, f"{split}-00000-of-00001.tfrecord"))
     m = manifest_lib.read(folder, kind="dataset")
     assert len(shard_uris(folder, m, "train")) == 1  # the other splits still read
-    with pytest.raises(InputError, match=r"1 shard\(s\) listed in its manifest are missing, e\.g\. .*test-00000-of-00001"):
-        shard_uris(folder, m, None)
+    with pytest.raises(InputError, match=r"2 shard\(s\) listed in its manifest are missing, e\.g\. .*val-00000-of-00001"):
+        shard_uris(folder, m, None)  # the first missing one, in manifest order
