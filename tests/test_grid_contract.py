@@ -52,3 +52,33 @@ def test_scenes_and_pairings_cannot_change_once_made():
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.id = "S1_b"
     assert dataclasses.fields(Pairing) and Pairing.__dataclass_params__.frozen
+
+
+def test_the_overlap_index_finds_overlaps_across_its_buckets_and_not_touching_neighbours():
+    from senclr.export.grid import _Occupied
+
+    occ = _Occupied(2 * 64 * 10 / 111_000)  # the size sampling uses: two patches of 640 m
+    occ.add(shapely.box(3.000, 46.000, 3.008, 46.006))
+    assert occ.overlaps(shapely.box(3.007, 46.005, 3.015, 46.011))  # a corner over another bucket
+    assert occ.overlaps(shapely.box(2.990, 45.990, 3.030, 46.030))  # one holding it whole
+    assert not occ.overlaps(shapely.box(3.008, 46.000, 3.016, 46.006))  # edge to edge
+    assert not occ.overlaps(shapely.box(3.100, 46.100, 3.108, 46.106))
+
+
+def test_one_patch_asked_is_one_patch_sampled_and_none_is_none():
+    region = shapely.box(3.0, 46.0, 3.4, 46.2)
+    fps = [("S2_x", "EPSG:32631", _utm_square(31, 400_000, 5_000_000, 109_800))]
+    assert len(sample_patches(region, fps, 1, 64, 10, seed=7)) == 1
+    assert sample_patches(region, fps, 0, 64, 10, seed=7) == []
+
+
+def test_candidate_cells_are_every_cell_inside_the_region():
+    from senclr.export.grid import UtmGrid, candidate_cells
+
+    region = shapely.box(3.0, 46.0, 3.05, 46.03)
+    grid = UtmGrid("EPSG:32631", 64, 10)
+    i0, i1, j0, j1 = grid.index_bounds(region)
+    want = {(grid.patch(i, j).x0, grid.patch(i, j).y0) for i in range(i0 - 1, i1 + 2) for j in range(j0 - 1, j1 + 2)
+            if region.contains(grid.patch(i, j).polygon)}
+    got = [(p.x0, p.y0) for p in candidate_cells(region, "EPSG:32631", 64, 10)]
+    assert len(got) == len(set(got)) and set(got) == want and len(want) == 20
