@@ -38,6 +38,13 @@ def random_pair(rng: np.random.Generator, size: int = 16, i: int = 0, labels: bo
     return pair
 
 
+def clear_pair(seed: int, size: int = 10) -> PatchPair:
+    """A random pair without labels whose every pixel is clear (cs_cdf 1): filter tests start from it."""
+    p = random_pair(np.random.default_rng(seed), size, 0, labels=False)
+    p.cloud[:] = 1.0
+    return p
+
+
 def dataset_files(root: str) -> list[str]:
     """Every file of a local dataset, relative to its root (shards live in its build folder)."""
     return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)

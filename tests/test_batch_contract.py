@@ -34,18 +34,11 @@ def test_status_and_cancel_leave_finished_tasks_alone(ee_server, gcs, tmp_path):
 
 def test_status_polls_a_running_task_and_records_its_new_state(ee_server, gcs, tmp_path):
     from senclr.export import batch
-    from senclr.export.params import build_params
-    from senclr.export.run import connect, planned
-    from tests.test_export_ee import REGION
+    from tests.test_export_ee import submit_one_task
 
     ee_server.script = lambda body: ["PENDING", "RUNNING", "SUCCEEDED"]
     out = f"{gcs}/{tmp_path.name}"
-    params = build_params(region=REGION, start="2021-06-01", end="2021-07-01", out=out, patches=20, patch_size=16,
-                          project="senclr-test", ee_credentials="none", ee_api_url=ee_server.url, mode="batch")
-    connect(params)
-    plan = planned(params)
-    record = batch.task_records(out, plan)[0]
-    batch._submit(out, plan, record, params)
+    record = submit_one_task(ee_server, out)
     batch.refresh(out)
     assert len(ee_server.calls("operations.get")) == 1
     assert ledger.tasks(out)[record["name"]]["state"] == "RUNNING"

@@ -331,19 +331,27 @@ def test_batch_failed_task_is_retried_then_reported_with_its_reason(ee_server, g
     assert "Too many bands" in s.output and "failed 1" in s.output
 
 
-def test_cancel_stops_running_tasks(ee_server, gcs, tmp_path):
-    from senclr.export import batch, ledger
+def submit_one_task(ee_server, out: str) -> dict:
+    """Plan a 20-patch batch export into ``out`` and submit its first task only; its record."""
+    from senclr.export import batch
     from senclr.export.params import build_params
     from senclr.export.run import connect, planned
 
-    ee_server.script = lambda body: ["PENDING", "RUNNING", "RUNNING", "RUNNING", "RUNNING"]
-    out = f"{gcs}/{tmp_path.name}"
     params = build_params(region=REGION, start="2021-06-01", end="2021-07-01", out=out, patches=20, patch_size=16,
                           project="senclr-test", ee_credentials="none", ee_api_url=ee_server.url, mode="batch")
     connect(params)
     plan = planned(params)
     record = batch.task_records(out, plan)[0]
     batch._submit(out, plan, record, params)
+    return record
+
+
+def test_cancel_stops_running_tasks(ee_server, gcs, tmp_path):
+    from senclr.export import ledger
+
+    ee_server.script = lambda body: ["PENDING", "RUNNING", "RUNNING", "RUNNING", "RUNNING"]
+    out = f"{gcs}/{tmp_path.name}"
+    record = submit_one_task(ee_server, out)
     r = _invoke(["cancel", "--out", out, "--project", "senclr-test", "--ee-credentials", "none", "--ee-api-url", ee_server.url])
     assert r.exit_code == 0 and "cancelled 1 task" in r.output
     assert ee_server.calls("operations.cancel")

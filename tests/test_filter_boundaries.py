@@ -6,16 +6,14 @@ import pytest
 
 from senclr.bands import physical_range
 from senclr.pipeline import filters
-from tests.helpers import random_pair
+from tests.helpers import clear_pair
 
 P = 10  # 100 pixels: a fraction of k/100 is exact
 
 
 @pytest.fixture
 def pair():
-    p = random_pair(np.random.default_rng(3), P, 0, labels=False)
-    p.cloud[:] = 1.0
-    return p
+    return clear_pair(3, P)
 
 
 def _cfg(pair, **kw):

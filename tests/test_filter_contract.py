@@ -4,20 +4,17 @@ either direction is refused."""
 
 import dataclasses
 
-import numpy as np
 import pytest
 
 from senclr.pipeline import filters
-from tests.helpers import random_pair
+from tests.helpers import clear_pair
 
 P = 10  # 100 pixels: a fraction of k/100 is exact
 
 
 @pytest.fixture
 def pair():
-    p = random_pair(np.random.default_rng(5), P, 0, labels=False)
-    p.cloud[:] = 1.0
-    return p
+    return clear_pair(5, P)
 
 
 def test_defaults_are_the_documented_policy(pair):
