@@ -71,6 +71,7 @@ def _expected(m: dict, pair, names: list[str], normalized: bool) -> np.ndarray:
 def test_statistics_match_an_independent_computation_per_band(built):
     _, m, pairs = built
     assert m["bands"]["s1"] == ["VV", "VH"] and m["bands"]["s2"][7] == "B8"
+    assert m["record_schema_version"] == 1  # docs/dataset.md documents schema v1
     for band, s in m["statistics"].items():
         v = np.concatenate([_band(p, band).ravel() for p in pairs.values()])
         if band in m["bands"]["s2"]:

@@ -40,9 +40,3 @@ def test_a_missing_shard_is_named(tiny12, tmp_path):
     with pytest.raises(InputError, match=r"2 shard\(s\) listed in its manifest are missing, e\.g\. .*val-00000-of-00001"):
         shard_uris(folder, m, None)  # the first missing one, in manifest order
 
-
-def test_the_record_schema_is_version_1():
-    """docs/dataset.md documents schema v1: a preprocessed dataset says so in its manifest."""
-    from senclr import schema
-
-    assert schema.SCHEMA_VERSION == 1  # what preprocess writes as record_schema_version
