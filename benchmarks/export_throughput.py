@@ -34,9 +34,9 @@ sys.path.insert(0, ROOT)
 
 def _plan(n: int) -> dict:
     """``n`` planned pairs on one UTM grid (scenes are names only: the fake does not look)."""
-    from senclr.export.grid import UtmGrid
-    from senclr.export.pairing import Pairing, Scene
-    from senclr.export.plan import pairing_json
+    from senclr.export.earthengine.grid import UtmGrid
+    from senclr.export.earthengine.pairing import Pairing, Scene
+    from senclr.export.earthengine.plan import pairing_json
     from senclr.pair import make_pair_id
 
     grid = UtmGrid("EPSG:32632", 16, 10.0)
@@ -91,8 +91,8 @@ def measure(n: int, latency: float, concurrent: int) -> tuple[float, int, float]
     import ee
 
     from senclr import raw_archive
-    from senclr.export import highvolume
-    from senclr.export.params import ExportParams
+    from senclr.export.earthengine import highvolume
+    from senclr.export.earthengine.params import ExportParams
 
     ours, theirs = multiprocessing.Pipe()
     child = multiprocessing.get_context("spawn").Process(target=_serve, args=(latency, theirs), daemon=True)

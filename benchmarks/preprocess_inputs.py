@@ -32,7 +32,7 @@ def _table(folder: str, n: int, patch: int) -> str:
     """The batch export Earth Engine would write for the synthetic pairs: ledger/plan.json and
     gzip'd shards of ``pairs_per_task`` records, streamed one task at a time."""
     from senclr import storage, tfrecord
-    from senclr.export.limits import pairs_per_task
+    from senclr.export.earthengine.limits import pairs_per_task
     from senclr.export.synthetic.source import make_pair
     from tests.helpers import ee_table_example, plan_entry
 

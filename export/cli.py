@@ -45,7 +45,7 @@ def synthetic(out, pairs, seed, patch_size, s2_level, overwrite):
 
 # Earth Engine commands import `ee` and Beam inside their bodies, so `senclr export synthetic`
 # and `senclr export --help` never load them.
-from senclr.export.ee_cli import COMMANDS  # noqa: E402
+from senclr.export.earthengine.commands import COMMANDS  # noqa: E402
 
 for _command in COMMANDS:
     export.add_command(_command)

@@ -431,7 +431,7 @@ def fake_ee_server(monkeypatch):
 @pytest.fixture
 def fake_ee(fake_ee_server):
     """FakeEE with the real client connected to it: project senclr-test, no credentials."""
-    from senclr.export.ee_session import connect
+    from senclr.export.earthengine.session import connect
 
     connect(project=fake_ee_server.project, credentials="none", api_url=fake_ee_server.url)
     return fake_ee_server

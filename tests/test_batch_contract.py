@@ -1,10 +1,10 @@
-"""export/batch.py's task bookkeeping at its edges (issue 12, mutation check): a rerun's new
+"""export/earthengine/batch.py's task bookkeeping at its edges (issue 12, mutation check): a rerun's new
 attempt budget, and that status and cancel leave finished tasks alone."""
 
 from click.testing import CliRunner
 
 from senclr.cli import cli
-from senclr.export import ledger
+from senclr.export.earthengine import ledger
 from tests.fake_ee import fake_ee_server  # noqa: F401
 from tests.test_export_ee import _batch_args, _invoke, ee_server  # noqa: F401
 
@@ -33,7 +33,7 @@ def test_status_and_cancel_leave_finished_tasks_alone(ee_server, gcs, tmp_path):
 
 
 def test_status_polls_a_running_task_and_records_its_new_state(ee_server, gcs, tmp_path):
-    from senclr.export import batch
+    from senclr.export.earthengine import batch
     from tests.test_export_ee import submit_one_task
 
     ee_server.script = lambda body: ["PENDING", "RUNNING", "SUCCEEDED"]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from senclr.errors import InputError
-from senclr.export import ee_session
+from senclr.export.earthengine import session
 from tests.fake_ee import Fault, fake_ee, fake_ee_server, find_calls  # noqa: F401
 
 SECRET = "SENCLR-FAKE-SECRET-9f3c1d"
@@ -57,7 +57,7 @@ def test_connect_and_compute_sends_the_real_expression(fake_ee):
     assert [(r.method, r.path) for r in fake_ee.requests[-2:]] == [
         ("GET", "/$discovery/rest"), ("GET", "/v1/projects/senclr-test/algorithms")]
     assert fake_ee.requests[0].query["version"] == "v1"
-    ee_session.check_access()  # the default handler answers constant expressions
+    session.check_access()  # the default handler answers constant expressions
     fake_ee.compute = lambda expr: sum(find_calls(expr, "Number.add")[0].values())
 
     assert ee.Number(1).add(2).getInfo() == 3
@@ -196,7 +196,7 @@ def test_handler_faults_reach_the_client(fake_ee):
 def test_unauthorized_stops_before_work(fake_ee):
     fake_ee.unauthorized = True
     with pytest.raises(InputError) as err:
-        ee_session.check_access()
+        session.check_access()
     msg = str(err.value)
     assert "earthengine authenticate" in msg and "--project" in msg and "--ee-credentials" in msg
     assert "gcloud auth application-default login --scopes=" in msg
@@ -209,24 +209,24 @@ def test_forbidden_project_is_explained(fake_ee):
 
     fake_ee.compute = compute
     with pytest.raises(InputError, match="has not been used in project senclr-test.*registered for Earth Engine"):
-        ee_session.check_access()
+        session.check_access()
 
 
 def test_unauthorized_at_connect(fake_ee_server):
     fake_ee_server.unauthorized = True
     with pytest.raises(InputError, match="earthengine authenticate"):
-        ee_session.connect(fake_ee_server.project, "none", fake_ee_server.url)
+        session.connect(fake_ee_server.project, "none", fake_ee_server.url)
 
 
 def test_service_account_key_and_refused_refresh(fake_ee_server, rsa_pem, tmp_path):
     key = _key_file(tmp_path / "key.json", fake_ee_server, rsa_pem)
-    ee_session.connect(None, key, fake_ee_server.url)  # project taken from the key
+    session.connect(None, key, fake_ee_server.url)  # project taken from the key
     assert fake_ee_server.calls("token") and fake_ee_server.calls("token")[0].body is None  # JWT not logged
-    ee_session.check_access()
+    session.check_access()
 
     fake_ee_server.unauthorized = True  # 401, and the token endpoint refuses a new token
     with pytest.raises(InputError, match="earthengine authenticate") as err:
-        ee_session.check_access()
+        session.check_access()
     assert "invalid_grant" in str(err.value) and err.value.__cause__ is None
     assert [r.status for r in fake_ee_server.calls("value:compute", None)][-1] == 401
     assert fake_ee_server.calls("token", 400)  # google-auth tried to refresh, was refused: RefreshError
@@ -235,7 +235,7 @@ def test_service_account_key_and_refused_refresh(fake_ee_server, rsa_pem, tmp_pa
 def test_default_credentials_use_adc(fake_ee_server, rsa_pem, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/earthengine/credentials
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", _key_file(tmp_path / "adc.json", fake_ee_server, rsa_pem))
-    ee_session.connect(None, "default", fake_ee_server.url)
+    session.connect(None, "default", fake_ee_server.url)
     assert ee.Number(5).getInfo() == 5
 
 
@@ -247,25 +247,25 @@ def test_missing_credentials_or_project(tmp_path, monkeypatch):
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     monkeypatch.setattr(metadata, "_NO_GCE_CHECK", True)  # no metadata-server probe
     with pytest.raises(InputError, match="no Earth Engine credentials.*earthengine authenticate"):
-        ee_session.connect("my-project", "default")
+        session.connect("my-project", "default")
     with pytest.raises(InputError, match="no Cloud project.*--project"):
-        ee_session.connect(None, "none", "http://127.0.0.1:1")
+        session.connect(None, "none", "http://127.0.0.1:1")
     with pytest.raises(InputError, match="does not exist"):
-        ee_session.connect("p", str(tmp_path / "missing.json"))
+        session.connect("p", str(tmp_path / "missing.json"))
 
 
 def test_connect_to_a_local_server_skips_the_data_catalog_download(fake_ee_server, monkeypatch):
     fetched = []
     sentinel = lambda: fetched.append(1) or {}  # noqa: E731
     monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", sentinel)
-    ee_session.connect(fake_ee_server.project, "none", fake_ee_server.url)
+    session.connect(fake_ee_server.project, "none", fake_ee_server.url)
     assert not fetched and ee.deprecation._FetchDataCatalogStac is sentinel
 
 
-@pytest.mark.parametrize("url", [None, ee_session.STANDARD_URL, ee_session.HIGHVOLUME_URL, "http://example.com"])
+@pytest.mark.parametrize("url", [None, session.STANDARD_URL, session.HIGHVOLUME_URL, "http://example.com"])
 def test_no_credentials_only_for_a_local_server(url):
     with pytest.raises(InputError, match="only works with a local fake server"):
-        ee_session.connect("my-project", "none", url)
+        session.connect("my-project", "none", url)
 
 
 @pytest.mark.parametrize("content", [
@@ -281,7 +281,7 @@ def test_bad_key_file_is_named_never_quoted(content, tmp_path, caplog, capsys):
     path.write_text(content)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(InputError) as err:
-        ee_session.connect(None, str(path), "http://127.0.0.1:1")
+        session.connect(None, str(path), "http://127.0.0.1:1")
     shown = "".join(traceback.format_exception(err.value))
     out, errs = capsys.readouterr()
     assert str(path) in str(err.value)
@@ -290,6 +290,6 @@ def test_bad_key_file_is_named_never_quoted(content, tmp_path, caplog, capsys):
 
 def test_export_help_and_session_module_do_not_import_ee():
     code = ("import sys; from click.testing import CliRunner; from senclr.cli import cli; "
-            "import senclr.export.ee_session; r = CliRunner().invoke(cli, ['export', '--help']); "
+            "import senclr.export.earthengine.session; r = CliRunner().invoke(cli, ['export', '--help']); "
             "assert r.exit_code == 0, r.output; assert 'ee' not in sys.modules, 'ee imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from senclr import manifest, raw_archive
 from senclr.cli import cli
-from senclr.export import ledger
+from senclr.export.earthengine import ledger
 from tests.test_export_ee import ARGS, _batch_args, _compute, _invoke, _pixels, ee_server  # noqa: F401
 from tests.fake_ee import fake_ee_server, find_calls  # noqa: F401
 
@@ -78,7 +78,7 @@ def test_a_malformed_pixels_answer_is_a_failed_pair_not_a_stored_one(ee_server, 
 
 
 def test_bytes_that_are_not_npy_or_cut_short_are_refused_by_the_check():
-    from senclr.export import highvolume
+    from senclr.export.earthengine import highvolume
 
     with pytest.raises(ValueError, match="not an NPY array"):
         highvolume.check_npy(b"<html>quota page</html>", 32, "l1c")

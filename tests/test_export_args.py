@@ -9,8 +9,8 @@ import pytest
 import shapely
 
 from senclr.errors import InputError
-from senclr.export.params import S1_GRD_START, build_params, check_dates
-from senclr.export.region import MAX_REGION_KM2, area_km2, check_size, parse_region
+from senclr.export.earthengine.params import S1_GRD_START, build_params, check_dates
+from senclr.export.earthengine.region import MAX_REGION_KM2, area_km2, check_size, parse_region
 
 TODAY = date(2024, 5, 1)
 SQUARE = [[[2.0, 48.0], [2.5, 48.0], [2.5, 48.4], [2.0, 48.4], [2.0, 48.0]]]

@@ -6,9 +6,9 @@ import pytest
 import shapely
 
 from senclr.errors import InputError
-from senclr.export import ee_query, limits
-from senclr.export.params import BATCH_MAX_QUEUED, HIGHVOLUME_MAX_CONCURRENT, MAX_DT_DAYS, MAX_SCALE_M, MIN_SCALE_M
-from senclr.export.region import MAX_REGION_KM2, area_km2, check_size
+from senclr.export.earthengine import query, limits
+from senclr.export.earthengine.params import BATCH_MAX_QUEUED, HIGHVOLUME_MAX_CONCURRENT, MAX_DT_DAYS, MAX_SCALE_M, MIN_SCALE_M
+from senclr.export.earthengine.region import MAX_REGION_KM2, area_km2, check_size
 from tests.test_export_args import _params
 
 EPS = 1e-6
@@ -62,9 +62,9 @@ def _scene_rows(n: int) -> list[dict]:
 
 
 def test_a_scene_query_of_the_most_scenes_allowed_is_parsed_and_one_more_refused():
-    assert len(ee_query.parse_scenes(_scene_rows(ee_query.MAX_SCENES), "s1")) == ee_query.MAX_SCENES
-    with pytest.raises(InputError, match=f"more than {ee_query.MAX_SCENES}"):
-        ee_query.parse_scenes(_scene_rows(ee_query.MAX_SCENES + 1), "s1")
+    assert len(query.parse_scenes(_scene_rows(query.MAX_SCENES), "s1")) == query.MAX_SCENES
+    with pytest.raises(InputError, match=f"more than {query.MAX_SCENES}"):
+        query.parse_scenes(_scene_rows(query.MAX_SCENES + 1), "s1")
 
 
 @pytest.mark.parametrize("patch", [128, 256, 512, 964])

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from senclr.cli import cli
-from senclr.export import cost
+from senclr.export.earthengine import cost
 from tests.fake_ee import fake_ee_server  # noqa: F401
 from tests.test_export_ee import ARGS, ee_server  # noqa: F401
 

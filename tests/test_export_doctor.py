@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from senclr.cli import cli
-from senclr.export.limits import COMPUTE_PIXELS_MAX_BYTES
+from senclr.export.earthengine.limits import COMPUTE_PIXELS_MAX_BYTES
 from senclr import storage
 from tests.fake_ee import Fault, fake_ee_server, find_calls, sampled_coordinates, write_table  # noqa: F401
 

@@ -215,7 +215,7 @@ def test_kill_and_resume_gives_no_duplicates_and_no_gaps(ee_server, tmp_path):
     status = _invoke(["status", "--out", out])
     assert "done 5, failed 7, pending 0" in status.output and "worker killed" in status.output
     # and one whose .npy landed half-written while its .json never did (killed between the writes)
-    from senclr.export import ledger
+    from senclr.export.earthengine import ledger
 
     torn = sorted(ledger.failures(out))[0]
     npy, _ = raw_archive.pair_uris(out, torn)
@@ -280,7 +280,7 @@ def _batch_args(gcs, server, tmp_name, patches="2500"):
 
 
 def test_batch_run_packs_pairs_into_few_tasks_within_the_queue_cap(ee_server, gcs, tmp_path):
-    from senclr.export import ledger
+    from senclr.export.earthengine import ledger
 
     r = _invoke(_batch_args(gcs, ee_server, tmp_path.name))
     assert r.exit_code == 0, r.output
@@ -333,9 +333,9 @@ def test_batch_failed_task_is_retried_then_reported_with_its_reason(ee_server, g
 
 def submit_one_task(ee_server, out: str) -> dict:
     """Plan a 20-patch batch export into ``out`` and submit its first task only; its record."""
-    from senclr.export import batch
-    from senclr.export.params import build_params
-    from senclr.export.run import connect, planned
+    from senclr.export.earthengine import batch
+    from senclr.export.earthengine.params import build_params
+    from senclr.export.earthengine.run import connect, planned
 
     params = build_params(region=REGION, start="2021-06-01", end="2021-07-01", out=out, patches=20, patch_size=16,
                           project="senclr-test", ee_credentials="none", ee_api_url=ee_server.url, mode="batch")
@@ -347,7 +347,7 @@ def submit_one_task(ee_server, out: str) -> dict:
 
 
 def test_cancel_stops_running_tasks(ee_server, gcs, tmp_path):
-    from senclr.export import ledger
+    from senclr.export.earthengine import ledger
 
     ee_server.script = lambda body: ["PENDING", "RUNNING", "RUNNING", "RUNNING", "RUNNING"]
     out = f"{gcs}/{tmp_path.name}"
@@ -525,7 +525,7 @@ def test_a_run_killed_for_real_resumes_without_duplicates_or_gaps(ee_server, tmp
 
 
 def test_a_long_todo_list_goes_through_a_file(ee_server, tmp_path, monkeypatch):
-    from senclr.export import highvolume
+    from senclr.export.earthengine import highvolume
 
     monkeypatch.setattr(highvolume, "CREATE_LIMIT", 3)
     out = str(tmp_path / "raw")
@@ -580,7 +580,7 @@ def test_batch_and_highvolume_ask_for_the_same_north_up_grid(ee_server, tmp_path
 
 
 def test_a_pair_missing_from_a_succeeded_task_is_failed_then_exported_again(ee_server, gcs, tmp_path):
-    from senclr.export import ledger
+    from senclr.export.earthengine import ledger
 
     lost = []
 

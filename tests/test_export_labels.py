@@ -183,7 +183,7 @@ def test_a_rerun_with_other_labels_is_refused_and_a_plan_without_labels_keeps_it
     assert _invoke([*base, "--labels", "worldcover"]).exit_code == 0
     r = _invoke([*base, "--labels", "dynamicworld"])
     assert r.exit_code == 2 and "labels" in r.output and "differ" in r.output
-    from senclr.export.params import build_params
+    from senclr.export.earthengine.params import build_params
 
     no_labels = build_params(region=ARGS[1], start="2021-06-01", end="2021-07-01", out=out, mode="highvolume")
     assert "labels" not in no_labels.plan_identity()  # ledgers from before labels existed still resume

@@ -1,10 +1,10 @@
-"""export/limits.py: the request size Earth Engine counts, the largest patch, pairs per batch task."""
+"""export/earthengine/limits.py: the request size Earth Engine counts, the largest patch, pairs per batch task."""
 
 import pytest
 
 from senclr.errors import InputError
-from senclr.export import limits
-from senclr.export.batch import task_records
+from senclr.export.earthengine import limits
+from senclr.export.earthengine.batch import task_records
 
 
 def test_request_size_counts_a_mask_byte_per_band_and_pixel():

@@ -1,11 +1,11 @@
-"""export/geodesic.py: footprint edges along great circles, as Earth Engine tests containment."""
+"""export/earthengine/geodesic.py: footprint edges along great circles, as Earth Engine tests containment."""
 
 import numpy as np
 from datetime import datetime, timedelta, timezone
 from shapely.geometry import Point, box
 
-from senclr.export.geodesic import densify, great_circle
-from senclr.export.pairing import Scene, best_s1
+from senclr.export.earthengine.geodesic import densify, great_circle
+from senclr.export.earthengine.pairing import Scene, best_s1
 
 
 def test_an_east_west_edge_bows_poleward_by_the_great_circle_amount():

@@ -1,4 +1,4 @@
-"""export/grid.py and the Δt histogram of export/pairing.py on hand-computed values (issue 12,
+"""export/earthengine/grid.py and the Δt histogram of export/earthengine/pairing.py on hand-computed values (issue 12,
 mutation check)."""
 
 import dataclasses
@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 import shapely
 
-from senclr.export.grid import exhaustive_count, sample_patches
-from senclr.export.pairing import Pairing, Scene, dt_histogram
+from senclr.export.earthengine.grid import exhaustive_count, sample_patches
+from senclr.export.earthengine.pairing import Pairing, Scene, dt_histogram
 from tests.test_pairing import _utm_square
 
 
@@ -55,7 +55,7 @@ def test_scenes_and_pairings_cannot_change_once_made():
 
 
 def test_the_overlap_index_finds_overlaps_across_its_buckets_and_not_touching_neighbours():
-    from senclr.export.grid import _Occupied
+    from senclr.export.earthengine.grid import _Occupied
 
     occ = _Occupied(2 * 64 * 10 / 111_000)  # the size sampling uses: two patches of 640 m
     occ.add(shapely.box(3.000, 46.000, 3.008, 46.006))
@@ -73,7 +73,7 @@ def test_one_patch_asked_is_one_patch_sampled_and_none_is_none():
 
 
 def test_candidate_cells_are_every_cell_inside_the_region():
-    from senclr.export.grid import UtmGrid, candidate_cells
+    from senclr.export.earthengine.grid import UtmGrid, candidate_cells
 
     region = shapely.box(3.0, 46.0, 3.05, 46.03)
     grid = UtmGrid("EPSG:32631", 64, 10)

@@ -1,10 +1,10 @@
-"""export/ledger.py on a hand-made ledger (issue 12, mutation check): which pairs are done, failed
+"""export/earthengine/ledger.py on a hand-made ledger (issue 12, mutation check): which pairs are done, failed
 or pending, from the archive's files and the task records alone."""
 
 import numpy as np
 
 from senclr import raw_archive
-from senclr.export import ledger
+from senclr.export.earthengine import ledger
 from tests.helpers import random_pair
 
 

@@ -11,9 +11,9 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from senclr.export.grid import SEGMENTS, UtmGrid, candidate_cells, sample_patches
-from senclr.export.pairing import NO_S1, NO_S2, Scene, best_s1, dt_histogram, pair_patches
-from senclr.export.region import area_km2
+from senclr.export.earthengine.grid import SEGMENTS, UtmGrid, candidate_cells, sample_patches
+from senclr.export.earthengine.pairing import NO_S1, NO_S2, Scene, best_s1, dt_histogram, pair_patches
+from senclr.export.earthengine.region import area_km2
 from senclr.export.utm import lonlat_to_utm, lonlat_to_utm_np, utm_to_lonlat, utm_to_lonlat_np
 from senclr.pair import make_pair_id
 

@@ -89,7 +89,7 @@ def test_glob_reads_an_unfinished_archive_that_a_folder_refuses(tmp_path, pairs)
 
 
 def test_plan_entry_to_meta_is_the_exports_conversion(pairs):
-    from senclr.export.plan import pair_meta
+    from senclr.export.earthengine.plan import pair_meta
 
     entry = plan_entry(pairs[0])
     assert pair_meta(entry, "batch") == meta_from_plan_entry(entry, "ee-batch")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from senclr import storage
 
-from . import ee_query, ledger
+from . import query, ledger
 from .limits import PAIRS_PER_TASK
 from .plan import pairing_from_json
 
@@ -97,7 +97,7 @@ def _submit(out: str, plan: dict, record: dict, params) -> None:
     bucket, prefix = storage.split_gcs(storage.join(out, "tasks", record["name"]))
     by_id = {p["pair_id"]: p for p in plan["pairs"]}
     pairings = [pairing_from_json(by_id[i]) for i in record["pair_ids"]]
-    config = ee_query.table_export_config(pairings, params.s2_level, bucket, prefix, record["name"], params.labels)
+    config = query.table_export_config(pairings, params.s2_level, bucket, prefix, record["name"], params.labels)
     if record["state"] not in ("SUBMITTING",):  # a new attempt; SUBMITTING reuses its request id
         record["attempts"] += 1
         record["state"] = "SUBMITTING"

@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 import shapely
 
-from .utm import (central_meridian, lonlat_to_utm_np, parse_utm_crs, utm_crs, utm_to_lonlat,
+from ..utm import (central_meridian, lonlat_to_utm_np, parse_utm_crs, utm_crs, utm_to_lonlat,
                   utm_to_lonlat_np, utm_zone)
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from senclr import __version__
 from senclr.label_bands import EMBEDDING
 from senclr.pair import PairMeta, meta_from_plan_entry
 
-from . import cost, ee_labels, ee_query, limits
+from . import cost, label_images, query, limits
 from .grid import Patch, sample_patches
 from .pairing import PAIRING_DISAGREEMENT, Pairing, Scene, dt_histogram, pair_patches
 
@@ -68,7 +68,7 @@ def agreed(pairings: list[Pairing], params) -> tuple[list[Pairing], list[Pairing
     but saveBest documents no tie-break and geometry tests can differ at the last metre: a pair
     the two sides disagree on is left out, counted and named in the plan, never exported.
     """
-    disagree = set(ee_query.check_agreement(pairings, params)) if pairings else set()
+    disagree = set(query.check_agreement(pairings, params)) if pairings else set()
     return ([p for p in pairings if p.pair_id not in disagree],
             [p for p in pairings if p.pair_id in disagree])
 
@@ -77,7 +77,7 @@ def make_plan(params, eecu_per_pair: float | None = None) -> tuple[dict, list[Sc
     """Query scenes (one getInfo), sample patches, pair them, check the pairs against Earth
     Engine's join: (plan, S2 scenes, S1 scenes, pairings). ``eecu_per_pair``: a measured cost per
     pair for the EECU estimate, instead of the model's."""
-    s2, s1 = ee_query.fetch_scenes(params)
+    s2, s1 = query.fetch_scenes(params)
     footprints = [(s.id, s.crs, s.footprint) for s in s2 if s.crs]
     samples = sample_patches(params.region, footprints, params.patches, params.patch_size, params.scale, params.seed)
     pairings, dropped = pair_patches(samples, s2, s1, params.max_dt_hours)
@@ -109,7 +109,7 @@ def make_plan(params, eecu_per_pair: float | None = None) -> tuple[dict, list[Sc
 def embedding_coverage(params, pairings: list[Pairing]) -> dict:
     """The years the annual embedding has over the region, and the pairs whose S2 year it lacks
     (their embedding would be all no data: stated in the plan, not dropped)."""
-    years = ee_labels.embedding_years(ee_query.ee_geometry(params.region))
+    years = label_images.embedding_years(query.ee_geometry(params.region))
     missing = Counter(p.s2.time.year for p in pairings if p.s2.time.year not in years)
     return {"years": sorted(years), "pairs_without": sum(missing.values()),
             "years_without": {str(y): n for y, n in sorted(missing.items())}}

@@ -256,5 +256,5 @@ def build_params(*, region, start, end, out, today: date | None = None, max_dt_d
 
 
 def connection_params(project=None, ee_api_url=None, ee_credentials="default") -> dict:
-    """Checked ``ee_session.connect`` arguments for commands that only talk to Earth Engine."""
+    """Checked ``session.connect`` arguments for commands that only talk to Earth Engine."""
     return {"project": _project(project), "credentials": _credentials(ee_credentials), "api_url": _url(ee_api_url)}

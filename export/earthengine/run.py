@@ -9,7 +9,7 @@ from senclr import manifest as manifest_lib
 from senclr.bands import S1_BANDS, s2_collection
 from senclr.errors import InputError
 
-from . import cost, ee_session, ledger
+from . import cost, session, ledger
 from .plan import make_plan
 
 
@@ -20,9 +20,9 @@ class ExportIncomplete(RuntimeError):
 def connect(params) -> None:
     import ee
 
-    ee_session.connect(params.project, params.ee_credentials, params.ee_api_url)
+    session.connect(params.project, params.ee_credentials, params.ee_api_url)
     ee.data.setWorkloadTag(params.workload_tag)  # tasks and requests carry it: cost shows per tag
-    ee_session.check_access()
+    session.check_access()
 
 
 def planned(params) -> dict:
@@ -92,8 +92,8 @@ def status(out: str, connection: dict | None = None) -> dict:
     if connection and plan["parameters"]["mode"] == "batch":
         from . import batch
 
-        ee_session.connect(**connection)
-        ee_session.check_access()
+        session.connect(**connection)
+        session.check_access()
         batch.refresh(out)
     reasons = Counter(r["reason"][:120] for r in ledger.failures(out).values())
     states = Counter(t["state"] for t in ledger.tasks(out).values())
@@ -107,6 +107,6 @@ def cancel(out: str, connection: dict) -> list[str]:
         raise InputError(f"{out} holds no export ledger: nothing to cancel")
     from . import batch
 
-    ee_session.connect(**connection)
-    ee_session.check_access()
+    session.connect(**connection)
+    session.check_access()
     return batch.cancel(out)

@@ -63,7 +63,7 @@ def estimate(pairs: int, patch_size: int, s2_level: str, mode: str, tasks: int =
         basis = (f"model, not a measurement: {pairs} pairs x ({PAIR_OVERHEAD_S:g} + {patch_size}x{patch_size} px x "
                  f"{bands} bands / 1e6 x {MEGAPIXEL_BAND_S:g}) EECU-seconds"
                  + (f" + {tasks} tasks x {TASK_OVERHEAD_S:g}" if task_s else "")
-                 + "; assumed constants (senclr.export.cost): calibrate with --eecu-per-pair from a small "
+                 + "; assumed constants (senclr.export.earthengine.cost): calibrate with --eecu-per-pair from a small "
                    "run's `senclr export status`")
     hours = (pairs * per_pair + task_s) / 3600
     tier = TIERS[DEFAULT_TIER]

@@ -30,7 +30,7 @@ from senclr import beam_flags, raw_archive, storage
 from senclr.beam_lists import listed
 from senclr.errors import InputError
 
-from . import ee_query, ee_session, ledger, limits
+from . import query, session, ledger, limits
 from .plan import pair_meta, pairing_from_json
 
 NAMESPACE = "senclr-export"
@@ -111,8 +111,8 @@ class FetchPairsFn(beam.DoFn):
         import ee
 
         # Each worker process needs its own Earth Engine session (credentials never pickled).
-        ee_session.connect(**self.connection)
-        ee_session.size_pool(self.slots)
+        session.connect(**self.connection)
+        session.size_pool(self.slots)
         ee.data.setWorkloadTag(self.workload_tag)
         self.entries = read_entries(self.entries_uri)
         self.bar = tqdm(total=self.total, desc="computePixels", unit="pair", disable=not self.progress)
@@ -128,7 +128,7 @@ class FetchPairsFn(beam.DoFn):
 
         pairing = pairing_from_json(entry)
         try:
-            request = ee_query.pixels_request(pairing, self.s2_level, self.labels)  # client work outside the slot
+            request = query.pixels_request(pairing, self.s2_level, self.labels)  # client work outside the slot
             with _slots(self.slots):
                 data = ee.data.computePixels(request)
             check_npy(data, pairing.patch.size_px, self.s2_level, self.labels)

@@ -7,7 +7,7 @@ Each check asks the real service something whose answer senclr can predict exact
    (``Patch.transform``, north up). Every pixel must hold its own centre's coordinates: a row
    flipped north-south, or the grid shifted by any fraction of a pixel, fails it.
 3. ``batch grid``: the same image through a tiny export task built as batch mode builds its
-   tasks (``ee_query.grid_samples``: reprojected onto the patch grid, a P x P neighbourhood
+   tasks (``query.grid_samples``: reprojected onto the patch grid, a P x P neighbourhood
    sampled in it, a TFRecord table on Cloud Storage). The doctor waits for the task, reads the
    file back as ``run`` does, checks every pixel's centre again and that the arrays equal
    computePixels' answer: both modes cut the same pixels. It needs ``--out gs://BUCKET/PREFIX``
@@ -30,9 +30,9 @@ import numpy as np
 from senclr import storage
 from senclr.errors import InputError
 
-from . import ee_session, limits
+from . import session, limits
 from .grid import UtmGrid
-from .ee_query import affine_transform
+from .query import affine_transform
 
 GRID_CRS, GRID_CELL, GRID_SIZE, GRID_SCALE = "EPSG:32632", (7237, 62290), 8, 10.0  # a patch near 10°E, 45°N
 PROBE_BANDS = 16  # float32 bands of the size probe: as many as an L1C pair, at the widest dtype
@@ -169,13 +169,13 @@ def check_batch(out: str | None, timeout_s: float = 900.0, poll_s: float = 10.0,
                                          "same grid (the doctor deletes what it writes)")
     import ee
 
-    from . import ee_query
+    from . import query
 
     patch, name = _patch(), f"senclr-doctor-{uuid.uuid4().hex[:12]}"
     root = storage.join(out, DOCTOR_DIR)
     bucket, prefix = storage.split_gcs(storage.join(root, "tasks", name))
     task = ee.batch.Export.table.toCloudStorage(
-        collection=ee_query.grid_samples(_coordinates(patch), patch), description=name, bucket=bucket,
+        collection=query.grid_samples(_coordinates(patch), patch), description=name, bucket=bucket,
         fileNamePrefix=prefix, fileFormat="TFRecord", selectors=["x", "y"])
     op = ee.data.exportTable(name, task.config)
     cancelled = "not cancelled"
@@ -244,8 +244,8 @@ def run_checks(project: str | None, credentials: str, api_url: str | None, out: 
                say: Callable[[str], None] = print) -> list[Check]:
     """Every check, in order; a failed access check stops the others (they could only fail too)."""
     try:
-        ee_session.connect(project, credentials, api_url)
-        ee_session.check_access()
+        session.connect(project, credentials, api_url)
+        session.check_access()
     except Exception as e:  # noqa: BLE001 - reported in the table; the message names the fix
         return [Check("access", False, str(e))]
     import ee

@@ -18,7 +18,7 @@ from shapely.geometry import mapping, shape
 from senclr.bands import CLOUD_SCORE_PLUS, S1_BANDS, S1_GRD, s2_collection
 from senclr.errors import AnswerError, InputError
 
-from . import ee_labels, limits
+from . import label_images, limits
 from .geodesic import densify
 from .grid import Patch
 from .pairing import Pairing, Scene
@@ -196,7 +196,7 @@ def pair_image(pairing: Pairing, s2_level: str, labels: tuple[str, ...] = ()) ->
 def scene_pair_image(s1_id: str, s2_id: str, s2_level: str, labels: tuple[str, ...] = (), s1_ms: int = 0,
                      s2_ms: int = 0) -> ee.Image:
     """S1 VV/VH (float32 dB, bilinear), S2 bands (uint16), cs_cdf (float32), then the ``labels``
-    fields (``ee_labels``; their dates are the scenes' times in ms): one stacked image.
+    fields (``label_images``; their dates are the scenes' times in ms): one stacked image.
 
     Cloud Score+ shares ``system:index`` with the S2 scene it scores. Masked pixels, inside the
     footprint or out, are filled so the NPY has no masked values: S2 with 0 (its no-data value),
@@ -214,7 +214,7 @@ def scene_pair_image(s1_id: str, s2_id: str, s2_level: str, labels: tuple[str, .
     image = s1.addBands(s2).addBands(cs)
     s2_asset = f"{s2_collection(s2_level).ee_id}/{s2_id}"
     for name in labels:
-        image = image.addBands(ee_labels.field_image(name, s2_asset, s1_ms, s2_ms))
+        image = image.addBands(label_images.field_image(name, s2_asset, s1_ms, s2_ms))
     return image
 
 

@@ -17,7 +17,7 @@ from shapely.validation import make_valid
 
 from senclr.errors import InputError
 
-from .utm import WGS84_A, WGS84_F
+from ..utm import WGS84_A, WGS84_F
 
 # Why 250,000 km² (about the United Kingdom): ``plan`` fetches the scene lists of the region with
 # getInfo, and Earth Engine caps a response at 10 MB / 5 minutes of compute per request; a year

@@ -1,0 +1,1 @@
+"""The Earth Engine source: session, scene queries, pairing, grid, plan, batch and high-volume export, ledger, doctor."""
