@@ -1,30 +1,22 @@
-"""UTM on WGS84 without pyproj: zones, EPSG codes, forward/inverse projection, S2 tile names.
+"""UTM zones, EPSG codes and S2 tile names, with the projection itself done by pyproj (PROJ).
 
-Sentinel-2 tiles live on UTM grids, and senclr cuts both sensors on the S2 tile's grid, so every
-export path needs these conversions. The Krüger series used here is exact to about a millimetre
-inside a zone (checked against rasterio in the tests). The scalar functions are what the synthetic
-source has always used (its archives must stay byte-identical); the ``*_np`` twins evaluate the
-same series on numpy arrays for the patch grid, where thousands of corners are projected at once.
+Sentinel-2 tiles live on UTM grids, and senclr cuts both sensors on the S2 tile's grid, so both
+sources need these conversions. Which zone a place belongs to (with the Norway and Svalbard
+exceptions) and which 100 km square names its tile are conventions, written out here; the
+transverse Mercator projection is PROJ's (exact to well under a millimetre in a zone), through
+one cached, thread-safe ``pyproj.Transformer`` per zone and direction.
 """
 
 from __future__ import annotations
 
-import math
 import re
+from functools import lru_cache
 
 import numpy as np
+from pyproj import Transformer
 
 from senclr.errors import InputError
 
-# WGS84 and the Krüger series of the transverse Mercator projection (exact to ~1 mm in a zone).
-WGS84_A, WGS84_F = 6378137.0, 1 / 298.257223563  # semi-major axis (m), flattening
-_A, _F, _K0 = WGS84_A, WGS84_F, 0.9996
-_N = _F / (2 - _F)
-_RECT = _A / (1 + _N) * (1 + _N**2 / 4 + _N**4 / 64)
-_ALPHA = (_N / 2 - 2 * _N**2 / 3 + 5 * _N**3 / 16, 13 * _N**2 / 48 - 3 * _N**3 / 5, 61 * _N**3 / 240)
-_BETA = (_N / 2 - 2 * _N**2 / 3 + 37 * _N**3 / 96, _N**2 / 48 + _N**3 / 15, 17 * _N**3 / 480)
-_DELTA = (2 * _N - 2 * _N**2 / 3 - 2 * _N**3, 7 * _N**2 / 3 - 8 * _N**3 / 5, 56 * _N**3 / 15)
-_FALSE_EASTING, _FALSE_NORTHING_SOUTH = 500000.0, 10_000_000.0
 _CRS_RE = re.compile(r"^EPSG:(32[67])(\d\d)$")
 
 
@@ -60,57 +52,34 @@ def central_meridian(zone: int) -> float:
     return 6.0 * zone - 183.0
 
 
+@lru_cache(maxsize=None)
+def _transformer(zone: int, north: bool, inverse: bool) -> Transformer:
+    lonlat, utm = "EPSG:4326", utm_crs(zone, north)
+    return Transformer.from_crs(utm, lonlat, always_xy=True) if inverse else Transformer.from_crs(lonlat, utm, always_xy=True)
+
+
 def lonlat_to_utm(lon: float, lat: float, zone: int, north: bool) -> tuple[float, float]:
     """(easting, northing) in metres of a WGS84 lon/lat in the given UTM zone."""
-    phi, dlam = math.radians(lat), math.radians(lon - (6 * zone - 183))
-    c = 2 * math.sqrt(_N) / (1 + _N)
-    t = math.sinh(math.atanh(math.sin(phi)) - c * math.atanh(c * math.sin(phi)))
-    xi, eta = math.atan2(t, math.cos(dlam)), math.atanh(math.sin(dlam) / math.sqrt(1 + t * t))
-    e = eta + sum(a * math.cos(2 * j * xi) * math.sinh(2 * j * eta) for j, a in enumerate(_ALPHA, 1))
-    n = xi + sum(a * math.sin(2 * j * xi) * math.cosh(2 * j * eta) for j, a in enumerate(_ALPHA, 1))
-    return 500000.0 + _K0 * _RECT * e, (0.0 if north else 10_000_000.0) + _K0 * _RECT * n
+    e, n = _transformer(zone, north, False).transform(lon, lat, errcheck=True)
+    return float(e), float(n)
 
 
 def utm_to_lonlat(easting: float, northing: float, zone: int, north: bool) -> tuple[float, float]:
-    """Inverse of ``lonlat_to_utm``."""
-    xi = (northing - (0.0 if north else 10_000_000.0)) / (_K0 * _RECT)
-    eta = (easting - 500000.0) / (_K0 * _RECT)
-    xi1 = xi - sum(b * math.sin(2 * j * xi) * math.cosh(2 * j * eta) for j, b in enumerate(_BETA, 1))
-    eta1 = eta - sum(b * math.cos(2 * j * xi) * math.sinh(2 * j * eta) for j, b in enumerate(_BETA, 1))
-    chi = math.asin(math.sin(xi1) / math.cosh(eta1))
-    phi = chi + sum(d * math.sin(2 * j * chi) for j, d in enumerate(_DELTA, 1))
-    return (6 * zone - 183) + math.degrees(math.atan2(math.sinh(eta1), math.cos(xi1))), math.degrees(phi)
+    """Inverse of ``lonlat_to_utm``: (lon, lat) in degrees."""
+    lon, lat = _transformer(zone, north, True).transform(easting, northing, errcheck=True)
+    return float(lon), float(lat)
 
 
 def lonlat_to_utm_np(lon, lat, zone: int, north: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``lonlat_to_utm`` over arrays: (eastings, northings)."""
-    phi = np.radians(np.asarray(lat, dtype=float))
-    dlam = np.radians(np.asarray(lon, dtype=float) - central_meridian(zone))
-    c = 2 * math.sqrt(_N) / (1 + _N)
-    sphi = np.sin(phi)
-    with np.errstate(divide="ignore", invalid="ignore"):  # the poles project to +-inf, as they should
-        t = np.sinh(np.arctanh(sphi) - c * np.arctanh(c * sphi))
-    xi, eta = np.arctan2(t, np.cos(dlam)), np.arctanh(np.sin(dlam) / np.sqrt(1 + t * t))
-    e, n = eta.copy(), xi.copy()
-    for j, a in enumerate(_ALPHA, 1):
-        e += a * np.cos(2 * j * xi) * np.sinh(2 * j * eta)
-        n += a * np.sin(2 * j * xi) * np.cosh(2 * j * eta)
-    return _FALSE_EASTING + _K0 * _RECT * e, (0.0 if north else _FALSE_NORTHING_SOUTH) + _K0 * _RECT * n
+    """``lonlat_to_utm`` over arrays: (eastings, northings); points PROJ cannot project become inf."""
+    e, n = _transformer(zone, north, False).transform(np.asarray(lon, float), np.asarray(lat, float))
+    return np.asarray(e, float), np.asarray(n, float)
 
 
 def utm_to_lonlat_np(easting, northing, zone: int, north: bool) -> tuple[np.ndarray, np.ndarray]:
     """``utm_to_lonlat`` over arrays: (lons, lats) in degrees."""
-    xi = (np.asarray(northing, dtype=float) - (0.0 if north else _FALSE_NORTHING_SOUTH)) / (_K0 * _RECT)
-    eta = (np.asarray(easting, dtype=float) - _FALSE_EASTING) / (_K0 * _RECT)
-    xi1, eta1 = xi.copy(), eta.copy()
-    for j, b in enumerate(_BETA, 1):
-        xi1 -= b * np.sin(2 * j * xi) * np.cosh(2 * j * eta)
-        eta1 -= b * np.cos(2 * j * xi) * np.sinh(2 * j * eta)
-    chi = np.arcsin(np.sin(xi1) / np.cosh(eta1))
-    phi = chi.copy()
-    for j, d in enumerate(_DELTA, 1):
-        phi += d * np.sin(2 * j * chi)
-    return central_meridian(zone) + np.degrees(np.arctan2(np.sinh(eta1), np.cos(xi1))), np.degrees(phi)
+    lon, lat = _transformer(zone, north, True).transform(np.asarray(easting, float), np.asarray(northing, float))
+    return np.asarray(lon, float), np.asarray(lat, float)
 
 
 def mgrs_tile(zone: int, lat: float, easting: float, northing: float) -> str:

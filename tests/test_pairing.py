@@ -127,12 +127,26 @@ def test_dt_histogram_counts_every_pair():
 
 # --- the grid ---------------------------------------------------------------------------------
 
-def test_utm_np_matches_the_scalar_series():
+# WGS84's meridian arc from the equator to 45° (m), a published constant independent of PROJ.
+MERIDIAN_ARC_45 = 4_984_944.378
+
+
+@pytest.mark.parametrize("zone", [1, 31, 60])
+def test_senclr_asks_pyproj_for_lon_lat_order_the_right_zone_and_hemisphere(zone):
+    cm = 6.0 * zone - 183.0
+    assert lonlat_to_utm(cm, 45.0, zone, True) == pytest.approx((500_000.0, 0.9996 * MERIDIAN_ARC_45), abs=0.01)
+    assert lonlat_to_utm(cm, -45.0, zone, False) == pytest.approx((500_000.0, 10_000_000 - 0.9996 * MERIDIAN_ARC_45), abs=0.01)
+    (ew, nw), (ee, ne) = lonlat_to_utm(cm - 2, 50.0, zone, True), lonlat_to_utm(cm + 2, 50.0, zone, True)
+    assert ew + ee == pytest.approx(1_000_000.0, abs=1e-6) and nw == pytest.approx(ne, abs=1e-6)  # symmetric about the CM
+
+
+def test_utm_np_matches_the_scalar_calls_and_round_trips():
     lon, lat = np.array([2.35, 5.9, -1.0]), np.array([48.85, 45.0, 60.1])
     e, n = lonlat_to_utm_np(lon, lat, 31, True)
     for k in range(3):
         assert np.allclose((e[k], n[k]), lonlat_to_utm(lon[k], lat[k], 31, True), atol=1e-6)
         assert np.allclose(utm_to_lonlat_np(e[k], n[k], 31, True), (lon[k], lat[k]), atol=1e-9)
+    assert np.allclose(utm_to_lonlat(e[0], n[0], 31, True), (lon[0], lat[0]), atol=1e-9)
 
 
 @pytest.mark.parametrize("crs, zone, north, i, j", [("EPSG:32633", 33, True, 300, 3900),
@@ -148,9 +162,6 @@ def test_patch_transform_polygon_and_centre_agree(crs, zone, north, i, j):
         assert np.allclose(lonlat_to_utm(*ring[k * SEGMENTS], zone, north), (x, y), atol=1e-4)
     assert patch.polygon.exterior.is_ccw
     assert np.allclose((patch.lon, patch.lat), utm_to_lonlat(c + 64 * a, f + 64 * e, zone, north), atol=1e-6)
-    warp = pytest.importorskip("rasterio.warp")
-    xs, ys = warp.transform("EPSG:4326", crs, [ring[0][0]], [ring[0][1]])
-    assert abs(xs[0] - c) < 0.01 and abs(ys[0] - f) < 0.01
 
 
 def test_candidate_cells_lie_inside_the_region_on_the_fixed_partition():

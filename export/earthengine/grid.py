@@ -4,7 +4,7 @@ Each UTM zone is partitioned once and for all into cells of ``patch_size * scale
 corners are multiples of that side (so also of ``scale``; and of the S2 10 m pixel grid, whose tile
 origins are multiples of 10 m, whenever ``scale`` is a multiple of 10 m): both sensors are resampled onto exactly these pixels, and a rerun
 finds the same cells. A cell's lon/lat polygon is its UTM square with ``SEGMENTS`` points per
-edge, projected with the same series as everything else in senclr.export.utm.
+edge, projected by pyproj like everything else in senclr.export.utm.
 
 Sampling spreads patches over the region with a Halton sequence (bases 2 and 3) in equal-area
 coordinates (longitude, sine of latitude), shifted by a seeded random offset and rotation

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import math
 import os
+from functools import lru_cache
 
 import numpy as np
 import shapely
+from pyproj import Transformer
 from shapely.geometry import shape
 from shapely.validation import make_valid
 
 from senclr.errors import InputError
 
-from ..utm import WGS84_A, WGS84_F
 
 # Why 250,000 km² (about the United Kingdom): ``plan`` fetches the scene lists of the region with
 # getInfo, and Earth Engine caps a response at 10 MB / 5 minutes of compute per request; a year
@@ -26,10 +27,6 @@ from ..utm import WGS84_A, WGS84_F
 # Split a bigger area into several regions (one --out each) or pass --force knowingly.
 MAX_REGION_KM2 = 250_000
 
-# WGS84 ellipsoid, for the equal-area measure in area_km2.
-_A, _F = WGS84_A, WGS84_F
-_E2 = _F * (2 - _F)
-_E = math.sqrt(_E2)
 _GEOJSON_POLYGONAL = ("Polygon", "MultiPolygon")
 _FIX = "give a polygon in lon/lat degrees (EPSG:4326), e.g. drawn at geojson.io"
 
@@ -156,22 +153,20 @@ def _from_file(path: str):
     return geom
 
 
-def _authalic_y(lat_deg: np.ndarray) -> np.ndarray:
-    """Northing of the ellipsoidal Lambert cylindrical equal-area projection (metres)."""
-    s = np.sin(np.radians(lat_deg))
-    q = (1 - _E2) * (s / (1 - _E2 * s * s) - np.log((1 - _E * s) / (1 + _E * s)) / (2 * _E))
-    return _A * q / 2
+@lru_cache(maxsize=1)
+def _equal_area() -> Transformer:
+    """The ellipsoidal Lambert cylindrical equal-area projection: planar area there is area on WGS84."""
+    return Transformer.from_crs("EPSG:4326", "+proj=cea +ellps=WGS84 +units=m", always_xy=True)
 
 
 def area_km2(geom) -> float:
     """Area on the WGS84 ellipsoid in km², with lon/lat-straight edges, for any size or place.
 
-    The polygon's edges are densified to 0.05° and mapped by the (exact) ellipsoidal cylindrical
+    The polygon's edges are densified to 0.05° and mapped by PROJ's ellipsoidal cylindrical
     equal-area projection, where planar area equals ellipsoidal area: no zones, no sphere error.
     """
     dense = shapely.segmentize(geom, 0.05)
-    flat = shapely.transform(dense, lambda xy: np.column_stack(
-        [_A * np.radians(xy[:, 0]), _authalic_y(xy[:, 1])]))
+    flat = shapely.transform(dense, lambda xy: np.column_stack(_equal_area().transform(xy[:, 0], xy[:, 1])))
     return float(flat.area) / 1e6
 
 
