@@ -6,6 +6,11 @@ something else (e.g. locally instead of on Dataflow). Beam is imported when a ch
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from typing import Iterator
+
 from senclr.errors import InputError
 
 
@@ -57,3 +62,34 @@ def worker_processes(flags: list[str]) -> int | None:
         return direct.direct_num_workers or os.cpu_count() or 1
     workers = opts.view_as(WorkerOptions)
     return workers.max_num_workers or workers.num_workers or None
+
+
+@contextlib.contextmanager
+def worker_requirements(flags: list[str], needs: tuple[str, ...]) -> Iterator[list[str]]:
+    """``flags``, plus ``--requirements_file`` when remote workers will install senclr's sdist.
+
+    ``--setup_file`` gives workers senclr's core only (an sdist installs no extras), so the
+    libraries a stage's workers need beyond it and Beam (``needs``: rasterio for GeoTIFF archives,
+    earthengine-api for computePixels) go in a requirements file pinned to the versions installed
+    here, which are those of constraints.txt; whatever Beam's own container brings (apache-beam[gcp]
+    and its dependencies) is left to it. Nothing is added for a DirectRunner, without
+    ``--setup_file``, or when the user already gave ``--requirements_file`` or a container image.
+    The file lives until the pipeline has been submitted (the ``with`` block).
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, WorkerOptions
+
+    opts = PipelineOptions(flags)
+    setup = opts.view_as(SetupOptions)
+    local = (opts.view_as(StandardOptions).runner or "DirectRunner") in DIRECT_RUNNERS
+    if local or not setup.setup_file or setup.requirements_file or opts.view_as(WorkerOptions).sdk_container_image:
+        yield list(flags)
+        return
+    from senclr.extras import closure, pins
+
+    lines = pins(needs, exclude=tuple(closure(["apache-beam"], ("gcp",))))
+    with tempfile.TemporaryDirectory(prefix="senclr-workers-") as folder:
+        path = os.path.join(folder, "requirements.txt")
+        with open(path, "w") as f:
+            f.write("# what senclr's Dataflow workers need beyond its sdist and Beam's container\n")
+            f.write("".join(f"{line}\n" for line in lines))
+        yield [*flags, "--requirements_file", path]

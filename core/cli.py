@@ -1,7 +1,8 @@
 """The ``senclr`` command: the one module that knows every stage.
 
 Each stage's commands are imported only when invoked, so ``senclr --help`` stays fast and
-TensorFlow, Beam and Earth Engine load only for the stage that needs them.
+TensorFlow, Beam and Earth Engine load only for the stage that needs them; a stage whose install
+extra is missing says which extra to install (exit 2).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import click
 
 from senclr import __version__
 from senclr.errors import InputError
+from senclr.extras import missing_extra, require_extra
 
 # command name -> (module, attribute, one-line help shown by `senclr --help`)
 COMMANDS = {
@@ -33,8 +35,14 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
+        ctx.meta["senclr.command"] = name  # for the missing-extra message of invoke
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in COMMANDS and "--help" not in args:  # help needs no extra
+            require_extra(args[0])
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx, formatter):
         rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
@@ -46,6 +54,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except InputError as e:
             click.echo(f"senclr: error: {e}", err=True)
+            ctx.exit(2)
+        except ModuleNotFoundError as e:  # a stage's library, absent because its extra is not installed
+            fix = missing_extra(ctx.meta.get("senclr.command", "?"), e)
+            if fix is None:
+                raise
+            click.echo(f"senclr: error: {fix}", err=True)
             ctx.exit(2)
 
 

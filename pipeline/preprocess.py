@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.bands import S1_BANDS, S2_BANDS
-from senclr.beam_flags import check_beam_flags, worker_processes
+from senclr.beam_flags import check_beam_flags, worker_processes, worker_requirements
 from senclr.beam_lists import listed
 from senclr.errors import InputError
 from senclr.pipeline import filters, publish, shardfirst, slices, sources, transforms
@@ -31,6 +31,7 @@ DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
 MULTIPROCESS_FROM_PAIRS = 8000
 CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each, in chunks) before they go through a file
 UNITS_FILE = ".units.jsonl"
+WORKER_NEEDS = ("rasterio",)  # beyond senclr's core and Beam: GeoTIFF raw archives (batch export)
 # The general path groups whole pairs (ReadUnits -> FilterPairs -> WriteDataset): memory grows with
 # the input. Same bytes as the shard-first path; kept as the reference that path is tested against.
 GENERAL_PATH = False
@@ -135,7 +136,8 @@ def preprocess(
     workers = worker_processes(run_args) or 1
     k = slices.per_shard(workers, sum(num_shards.values()))
     try:
-        with beam.Pipeline(options=PipelineOptions(run_args)) as p:
+        with (worker_requirements(run_args, WORKER_NEEDS) as run_args,
+              beam.Pipeline(options=PipelineOptions(run_args)) as p):
             chunks = sources.chunks(inputs.units, inputs.expected_pairs, workers)
             limit = CREATE_LIMIT // len(chunks[0])  # chunks, not units, travel
             units = (p | "ListUnits" >> listed(chunks, storage.join(stage, UNITS_FILE), limit,

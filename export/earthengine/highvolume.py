@@ -39,6 +39,7 @@ NAMESPACE = "senclr-export"
 _SLOTS: dict[int, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
 SINGLE_SDK_PROCESS = "--experiments=no_use_multiple_sdk_containers"
+WORKER_NEEDS = ("earthengine-api",)  # beyond senclr's core and Beam: the computePixels client
 
 
 def _slots(n: int) -> threading.BoundedSemaphore:
@@ -185,7 +186,8 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
         # encodes and type-infers every item). Workers read the entries from the ledger.
         entries = storage.join(params.out, ledger.LEDGER, ENTRIES)
         write_entries(entries, todo)
-        with beam.Pipeline(options=PipelineOptions(runner_flags(beam_args))) as p:
+        with (beam_flags.worker_requirements(runner_flags(beam_args), WORKER_NEEDS) as flags,
+              beam.Pipeline(options=PipelineOptions(flags)) as p):
             _ = (
                 p
                 | "Planned" >> listed([e["pair_id"] for e in todo], storage.join(params.out, ledger.LEDGER, IDS),
