@@ -64,8 +64,8 @@ def record_parser(
                 # Constants broadcast to [1, H, W, C] first: TF's CPU kernels broadcast a
                 # trailing [C] vector several times slower (same arithmetic, same values).
                 full = [1, h, w, len(idx[key])] if batched else [h, w, len(idx[key])]
-                p = {k: tf.broadcast_to(v, full) for k, v in params[key].items()}
-                x = (tf.clip_by_value(tf.cast(x, tf.float32), p["lo"], p["hi"]) - p["mean"]) / p["std"]
+                p = {k: tf.broadcast_to(v, full) for k, v in params[key].items() if k != "nodata0"}
+                x = standardize(tf.cast(x, tf.float32), p, params[key]["nodata0"])
             out[key] = x
         for lab in labels:  # as stored: the embedding stays int8 (senclr.label_bands.dequantize_embedding)
             out[lab] = decode(ex[lab], lab, [*lead, h, w, *([len(EMBEDDING_BANDS)] if lab == "embedding" else [])])
@@ -92,3 +92,14 @@ def make_dataset(
     if not files:
         raise InputError(f"{dataset} has no records in split {split!r}; its splits: {m.get('splits')}")
     return tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def standardize(x, p: dict, nodata0):
+    """``senclr.normalize.apply`` in TensorFlow, bit for bit: float32 ``x`` [..., C] clipped to
+    [lo, hi] and standardised; where ``nodata0`` (per channel, numpy bool) and ``x`` is 0, 0.0."""
+    import tensorflow as tf
+
+    y = (tf.clip_by_value(x, p["lo"], p["hi"]) - p["mean"]) / p["std"]
+    if nodata0 is None or not nodata0.any():
+        return y
+    return tf.where(tf.logical_and(tf.equal(x, 0.0), tf.constant(nodata0)), tf.zeros_like(y), y)

@@ -25,6 +25,7 @@ from senclr.evaluate.chipstore import ChipStore
 from senclr.evaluate.contenders import Contender, resolve
 from senclr.evaluate.decoder import MODES
 from senclr.evaluate.protocol import Budget, Runner, SegData, check_settings, working_cache, write_examples
+from senclr.normalize import VERSION as normalize_version
 from senclr.normalize import apply, band_params
 
 BENCHMARK = "dataset"
@@ -73,7 +74,8 @@ def _labels(rec: dict, label: str, n_classes: int, where: str) -> np.ndarray:
 def _store(data: str, m: dict, split: str, label: str, n_classes: int, bands, stats: dict, cache_dir: str) -> ChipStore:
     s1 = [b for b in bands if b in m["bands"]["s1"]]
     s2 = [b for b in bands if b not in s1]
-    key = hashlib.sha256(json.dumps([data, split, label, list(bands), stats], sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([data, split, label, list(bands), stats, normalize_version],
+                                    sort_keys=True).encode()).hexdigest()[:16]
     folder = os.path.join(cache_dir, f"dataset-{split}-{key}")
     store = ChipStore.open(folder)
     if store is not None:

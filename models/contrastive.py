@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from senclr.dataset_tf import standardize
 from senclr.models import backup, objective
 
 
@@ -92,11 +93,10 @@ class ContrastiveModel(keras.Model):
             self._symbolic_build(data_batch=None)
 
     def normalized(self, inputs: dict) -> dict:
-        """Inputs clipped to [p1, p99] and standardised (the arithmetic of ``senclr.normalize``)."""
+        """Inputs clipped to [p1, p99] and standardised, S2's no data to 0 (``senclr.normalize``'s arithmetic)."""
         out = dict(inputs)
         for key, p in self.input_norm.items():
-            x = tf.clip_by_value(tf.cast(inputs[key], tf.float32), p["lo"], p["hi"])
-            out[key] = (x - p["mean"]) / p["std"]
+            out[key] = standardize(tf.cast(inputs[key], tf.float32), p, p.get("nodata0"))
         return out
 
     def train_step(self, data):

@@ -31,6 +31,8 @@ DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
 MULTIPROCESS_FROM_PAIRS = 8000
 CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each, in chunks) before they go through a file
 UNITS_FILE = ".units.jsonl"
+NORMALISATION = ("clip to [p1, p99] per band, then (x - mean) / std in float32 (std 0 counts as 1); an S2 value 0 "
+                 "(no data) becomes 0.0; statistics over all kept patches, S2 zeros excluded")
 WORKER_NEEDS = ("rasterio",)  # beyond senclr's core and Beam: GeoTIFF raw archives (batch export)
 # The general path groups whole pairs (ReadUnits -> FilterPairs -> WriteDataset): memory grows with
 # the input. Same bytes as the shard-first path; kept as the reference that path is tested against.
@@ -127,7 +129,7 @@ def preprocess(
         bands={"s1": s1_bands, "s2": s2_bands, "s2_level": _level(s2_bands)}, labels=list(inputs.labels),
         filters={"min_clear": min_clear, "cs_threshold": cs_threshold, "max_nodata": max_nodata},
         split_policy={"cell_deg": cell_deg, "fractions": dict(zip(SPLITS, fractions)), "seed": seed},
-        normalisation="clip to [p1, p99] per band, then (x - mean) / std; statistics over all kept patches",
+        normalisation=NORMALISATION,
         counts={"read": 0, "kept": 0, "rejected": {}},
     )
     build = publish.start(output)

@@ -25,6 +25,8 @@ def _pairs():
         p = random_pair(rng, P, i)
         p.s1[..., 1] -= 8  # VH
         p.s2[:] = (p.s2 // 4 + 1000 + 300 * np.arange(p.s2.shape[-1])).astype(np.uint16)
+        p.s2[0, i % P] = 0  # S2 no data: a whole pixel (under --max-nodata) ...
+        p.s2[3, 5, list(p.s2_bands).index("B8")] = 0  # ... and one band of another
         pairs.append(p)
     return pairs
 
@@ -55,16 +57,18 @@ def _stored(pair, name: str) -> np.ndarray:
     return x.astype(np.float16) if name in pair.s1_bands else x.astype(np.uint16)
 
 
-def _normalised(x: np.ndarray, s: dict) -> np.ndarray:
-    """clip to [p1, p99], standardise: float32 arithmetic on the band's own manifest entry."""
+def _normalised(x: np.ndarray, s: dict, s2: bool) -> np.ndarray:
+    """clip to [p1, p99], standardise: float32 arithmetic on the band's own manifest entry; an S2
+    0 (no data) is 0.0, as docs/dataset.md says."""
     f = np.float32
-    return (np.clip(x.astype(f), f(s["p1"]), f(s["p99"])) - f(s["mean"])) / f(s["std"])
+    y = (np.clip(x.astype(f), f(s["p1"]), f(s["p99"])) - f(s["mean"])) / f(s["std"])
+    return np.where(x == 0, f(0), y) if s2 else y
 
 
 def _expected(m: dict, pair, names: list[str], normalized: bool) -> np.ndarray:
     cols = [_stored(pair, b) for b in names]
     if normalized:
-        cols = [_normalised(c, m["statistics"][b]) for c, b in zip(cols, names)]
+        cols = [_normalised(c, m["statistics"][b], b in pair.s2_bands) for c, b in zip(cols, names)]
     return np.stack(cols, axis=-1)
 
 
@@ -123,6 +127,7 @@ def test_training_inputs_take_the_bands_asked_and_normalise_each_with_its_own_st
     """The multimodal batches (physical units) and the model's on-device normalisation together."""
     import tensorflow as tf
 
+    from senclr.dataset_tf import standardize
     from senclr.models.data import norm_params, pretraining_dataset
 
     ds, m, pairs = built
@@ -132,7 +137,7 @@ def test_training_inputs_take_the_bands_asked_and_normalise_each_with_its_own_st
     params = norm_params(m, bands)
     for key, names in bands.items():
         p = params[key]
-        got = (tf.clip_by_value(tf.cast(batch[key], tf.float32), p["lo"], p["hi"]) - p["mean"]) / p["std"]
+        got = standardize(tf.cast(batch[key], tf.float32), p, p["nodata0"])  # what the model does on device
         want = np.stack([_expected(m, pairs[i], names, True) for i in train_ids])
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
 
@@ -161,5 +166,7 @@ def test_flood_chip_inputs_take_bands_by_name_in_the_order_asked():
     pair.s2[0, 0, list(pair.s2_bands).index("B4")] = 0
     asked = ["B8", "VH", "B4", "VV"]
     want = np.stack([_band(pair, b) for b in asked], axis=-1).astype(np.float32)
-    want[0, 0, 2] = np.nan
+    s2 = [i for i, b in enumerate(asked) if b in pair.s2_bands]
+    want[..., s2] = np.where(want[..., s2] == 0, np.nan, want[..., s2])
+    assert np.isnan(want[0, 0, 2])
     np.testing.assert_array_equal(chip_bands(pair, asked), want)

@@ -16,12 +16,21 @@ STATS = {
 
 def test_params_follow_the_order_asked_in_float32_and_a_zero_std_becomes_one():
     p = normalize.band_params(STATS, ["B2", "VV", "VH"])
-    assert list(p) == ["lo", "hi", "mean", "std"]
+    assert list(p) == ["lo", "hi", "mean", "std", "nodata0"]
     np.testing.assert_array_equal(p["lo"], [100, -25, -30])
     np.testing.assert_array_equal(p["hi"], [3000, 0, -5])
     np.testing.assert_array_equal(p["mean"], [900, -12, -18])
     np.testing.assert_array_equal(p["std"], [500, 4, 1])
-    assert all(v.dtype == np.float32 for v in p.values())
+    np.testing.assert_array_equal(p["nodata0"], [True, False, False])  # only S2 stores no data as 0
+    assert all(p[k].dtype == np.float32 for k in ("lo", "hi", "mean", "std"))
+
+
+def test_an_s2_zero_is_no_data_and_becomes_exactly_zero_not_p1():
+    p = normalize.band_params(STATS, ["VV", "B2"])
+    x = np.array([[[0.0, 0.0], [-12.0, 1.0], [0.0, 900.0]]], np.float32)  # VV 0 dB is data, B2 0 is not
+    got = normalize.apply(x, p)
+    want = np.array([[[(0 + 12) / 4, 0.0], [0.0, (100 - 900) / 500], [(0 + 12) / 4, 0.0]]], np.float32)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_missing_bands_are_named():
