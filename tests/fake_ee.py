@@ -11,6 +11,8 @@ algorithms.json shipped in the `earthengine-api` wheel (DESIGN.md section 5) and
   GET  /v1/projects/P/operations[/ID]      -> Operations stepping through server.script(body);
                                               server.on_success(body) runs once a task succeeds
   POST /v1/projects/P/operations/ID:cancel -> state CANCELLED
+  POST /v1/projects/P/maps                 -> {"name": "projects/P/maps/N"} (getMapId: a tile layer)
+  GET  /v1/projects/P/maps/N/tiles/Z/X/Y   -> a 256 x 256 PNG
   POST /token                              -> an OAuth token (for service-account keys whose
                                               token_uri points here)
 
@@ -32,10 +34,12 @@ import itertools
 import json
 import random
 import re
+import struct
 import threading
 import time
 import types
 import urllib.parse
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,10 +52,22 @@ import pytest
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 API = ("value:compute", "image:computePixels", "image:export", "table:export",
-       "operations.get", "operations.list", "operations.cancel")
+       "operations.get", "operations.list", "operations.cancel", "maps.create", "maps.tiles")
 DEFAULT_SCRIPT = ("PENDING", "RUNNING", "SUCCEEDED")
 DONE = {"SUCCEEDED", "FAILED", "CANCELLED"}
 OPERATION_TYPE = "type.googleapis.com/google.earthengine.v1.OperationMetadata"
+
+
+def _png(size: int = 256) -> bytes:
+    """A grey ``size`` x ``size`` PNG: what a map tile answer looks like."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x80" * size for _ in range(size))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+TILE_PNG = _png()
 
 
 class Fault(Exception):
@@ -186,7 +202,12 @@ class FakeEE:
         import ee
 
         shipped = Path(ee.__file__).parent / "tests"
-        self.discovery = (shipped / "cloud_api_discovery_document.json").read_text().replace("v1alpha", "v1").encode()
+        discovery = json.loads((shipped / "cloud_api_discovery_document.json").read_text().replace("v1alpha", "v1"))
+        # The shipped copy predates maps.create's workloadTag query parameter, which the service's own
+        # document has and getMapId sends once a workload tag is set (as `senclr export` sets it).
+        create = discovery["resources"]["projects"]["resources"]["maps"]["methods"]["create"]
+        create["parameters"].setdefault("workloadTag", {"location": "query", "type": "string"})
+        self.discovery = json.dumps(discovery).encode()
         self.algorithms = (shipped / "algorithms.json").read_bytes()
         self.project = project
         self.compute: Callable[[dict], Any] = constant_compute
@@ -197,6 +218,7 @@ class FakeEE:
         self.page_size = 1000  # operations.list page size cap, lower it to exercise pageToken
         self.requests: list[Request] = []
         self.operations: dict[str, dict] = {}  # name -> {"op", "script", "step", "body"}
+        self.maps: list[dict] = []  # the body of every maps.create, in order (map-1 is maps[0])
         self.errors: list[Exception] = []  # exceptions raised by test handlers (answered as 400)
         self.sleeps: list[float] = []  # backoff sleeps the client asked for (patched, not slept)
         self.max_in_flight: Counter = Counter()  # endpoint -> most concurrent requests seen
@@ -255,6 +277,10 @@ class FakeEE:
             return rest, ""
         if rest == "operations" and method == "GET":
             return "operations.list", ""
+        if rest == "maps" and method == "POST":
+            return "maps.create", ""
+        if re.fullmatch(r"maps/[^/]+/tiles/\d+/\d+/\d+", rest) and method == "GET":
+            return "maps.tiles", path[len("/v1/"):].split("/tiles/")[0]
         if rest.startswith("operations/"):
             name = path[len("/v1/"):]
             if name.endswith(":cancel") and method == "POST":
@@ -299,6 +325,14 @@ class FakeEE:
             return 200, js, b'{"access_token": "fake-access-token", "token_type": "Bearer", "expires_in": 3600}'
         if e == "value:compute":
             return 200, js, json.dumps({"result": self.compute(body["expression"])}).encode()
+        if e == "maps.create":
+            with self._lock:
+                self.maps.append(body)
+                return 200, js, json.dumps({"name": f"projects/{self.project}/maps/map-{len(self.maps)}"}).encode()
+        if e == "maps.tiles":
+            if not op_name.startswith(f"projects/{self.project}/maps/map-") or int(op_name.rsplit("-", 1)[1]) > len(self.maps):
+                raise Fault(404, f"Map {op_name} not found.")
+            return 200, "image/png", TILE_PNG
         if e == "image:computePixels":
             buf = io.BytesIO()
             np.save(buf, self.compute_pixels(body), allow_pickle=False)
