@@ -71,7 +71,7 @@ def load_equivalents() -> dict[str, dict[str, str]]:
 
 
 def test_command(spec: dict) -> str:
-    cmd = [str(BIN / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *spec["tests"]]
+    cmd = [str(BIN / "python"), "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", *spec["tests"]]
     if spec.get("k"):
         cmd += ["-k", spec["k"]]
     return shlex.join(cmd)
