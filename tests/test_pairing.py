@@ -201,6 +201,18 @@ def test_sampled_patches_do_not_overlap_and_lie_inside_region_and_footprints(two
         assert patch.x0 % 10 == 0 and patch.y0 % 10 == 0 and patch.x0 % 1280 == 0
 
 
+def test_patches_of_two_zones_never_overlap_even_where_the_region_is_packed(two_zones):
+    """A strip along the 6°E zone boundary sampled to exhaustion: cells of the two zones' grids
+    cross each other there, so only the lon/lat occupancy check keeps them apart."""
+    _, fps = two_zones
+    strip = shapely.box(5.97, 45.3, 6.03, 45.45)
+    found = sample_patches(strip, fps, 1000, 64, 10, seed=2)
+    assert {p.crs for p, _ in found} == {"EPSG:32631", "EPSG:32632"} and len(found) > 100
+    polys = [p.polygon for p, _ in found]
+    a, b = shapely.STRtree(polys).query(polys, predicate="intersects")
+    assert not any(shapely.relate_pattern(polys[i], polys[j], "T********") for i, j in zip(a, b) if i < j)
+
+
 def test_sampling_is_reproducible_from_the_seed_and_order_free(two_zones):
     region, fps = two_zones
     keys = lambda found: [p.key for p, _ in found]  # noqa: E731
