@@ -96,10 +96,10 @@ def make_dataset(
 
 def standardize(x, p: dict, nodata0):
     """``senclr.normalize.apply`` in TensorFlow, bit for bit: float32 ``x`` [..., C] clipped to
-    [lo, hi] and standardised; where ``nodata0`` (per channel, numpy bool) and ``x`` is 0, 0.0."""
+    [lo, hi] and standardised; 0.0 where ``x`` is 0 in a channel whose ``nodata0`` (numpy bool) is set."""
     import tensorflow as tf
 
     y = (tf.clip_by_value(x, p["lo"], p["hi"]) - p["mean"]) / p["std"]
-    if nodata0 is None or not nodata0.any():
+    if not nodata0.any():  # no S2 band: nothing to mask
         return y
     return tf.where(tf.logical_and(tf.equal(x, 0.0), tf.constant(nodata0)), tf.zeros_like(y), y)

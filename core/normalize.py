@@ -31,9 +31,8 @@ def band_params(stats: dict, bands: list[str]) -> dict[str, np.ndarray]:
 def apply(x: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     """``x`` [..., C] in physical units -> float32: clipped to [p1, p99], standardised; S2's 0 -> 0.0."""
     y = (np.clip(x.astype(np.float32), p["lo"], p["hi"]) - p["mean"]) / p["std"]
-    nodata0 = p.get("nodata0")
-    if nodata0 is not None and nodata0.any():
-        y[(x == 0) & nodata0] = 0.0
+    if p["nodata0"].any():
+        y[(x == 0) & p["nodata0"]] = 0.0
     return y
 
 

@@ -6,7 +6,8 @@
 
 For each module, one after the other: write a cosmic-ray config into mutation/.sessions/, create
 the session (``cosmic-ray init``), mark as skipped the mutants this check does not run (see
-EXCLUDED_OPERATORS, annotations, and the per-module ``max_mutants`` sample), check that the
+EXCLUDED_OPERATORS, annotations, the per-module ``max_mutants`` sample, and the sampled mutants
+already listed in mutation/equivalents.toml: counted as equivalent, not run), check that the
 tests pass on the unmutated code (``cosmic-ray baseline``), run the mutants (``cosmic-ray exec``,
 which mutates the file in place, runs the module's tests, and puts the file back), then print
 one row per module: mutants run, killed, survived, timeouts, equivalent (listed in
@@ -35,6 +36,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LISTED = "listed in equivalents.toml: counted as equivalent, not run"
 HERE = ROOT / "mutation"
 SESSIONS = HERE / ".sessions"
 BIN = Path(sys.executable).parent
@@ -147,6 +149,10 @@ def select(name: str, spec: dict, db_path: Path, source: str) -> int:
             keep.sort(key=lambda it: hashlib.sha256(mutant_key(lines, it.mutations[0]).encode()).hexdigest())
             skip += [(it.job_id, "not in this module's sample") for it in keep[cap:]]
             keep = keep[:cap]
+        # Mutants listed as equivalent are counted, not run: they would only confirm they survive.
+        known = load_equivalents().get(name, {})
+        skip += [(it.job_id, LISTED) for it in keep if mutant_key(lines, it.mutations[0]) in known]
+        keep = [it for it in keep if mutant_key(lines, it.mutations[0]) not in known]
         for job_id, why in skip:
             db.set_result(job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
     return len(keep)
@@ -227,10 +233,14 @@ def summarise(name: str, spec: dict, equivalents: dict[str, str]) -> dict | None
         done = db.completed_work_items
         row["pending"] = row["total"] - len(done)
         for item, result in done:
+            key = mutant_key(lines, item.mutations[0])
             if result.worker_outcome == WorkerOutcome.SKIPPED:
+                if result.output == LISTED and key in equivalents:  # in the sample, equivalent, not run
+                    row["run"] += 1
+                    row["equivalent"] += 1
+                    survivors.append((key, equivalents[key], "(listed as equivalent: not run)"))
                 continue
             row["run"] += 1
-            key = mutant_key(lines, item.mutations[0])
             if result.test_outcome == TestOutcome.SURVIVED:
                 if key in equivalents:
                     row["equivalent"] += 1

@@ -33,6 +33,14 @@ def test_an_s2_zero_is_no_data_and_becomes_exactly_zero_not_p1():
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("band", ["B1", "B8A", "B10", "B12"])  # B10: L1C only
+def test_every_s2_band_of_either_level_treats_zero_as_no_data(band):
+    stats = {band: {"p1": 100.0, "p99": 3000.0, "mean": 900.0, "std": 500.0}, "VH": STATS["VH"]}
+    p = normalize.band_params(stats, [band, "VH"])
+    np.testing.assert_array_equal(p["nodata0"], [True, False])
+    np.testing.assert_array_equal(normalize.apply(np.zeros((2, 2), np.uint16), p), [[0.0, 13.0], [0.0, 13.0]])
+
+
 def test_missing_bands_are_named():
     with pytest.raises(KeyError, match=r"\['B3', 'B4'\]"):
         normalize.band_params(STATS, ["VV", "B3", "B4"])
