@@ -18,7 +18,7 @@ from senclr.errors import InputError
 
 # command -> the extra it needs (None: the core is enough)
 COMMAND_EXTRA = {"export": "export", "preprocess": "pipeline", "train": "train", "evaluate": "train",
-                 "data": "train", "inspect": None, "demo": "all"}
+                 "data": None, "inspect": None, "demo": "all"}  # data: a Cloud Storage copy, core only
 
 # top-level module -> (distribution, the extra that brings it); for the message of a missing module
 MODULE_EXTRA = {

@@ -71,6 +71,12 @@ def test_the_core_alone_reads_a_dataset_and_inspects_it(tiny):
     assert "train" in out.stdout
 
 
+def test_the_benchmark_download_needs_only_the_core(tmp_path):
+    args = ["data", "download", "sen1floods11", "--dest", str(tmp_path / "d"), "--workers", "0"]
+    out = _run(_cli(args), _core())
+    assert out.returncode == 2 and "--workers must be >= 1" in out.stderr, out.stderr  # loaded, checked its flags
+
+
 @pytest.mark.parametrize("args, extra", [
     (["train", "--data", "D", "--model-dir", "M"], "train"),
     (["evaluate", "--data", "D"], "train"),
