@@ -70,7 +70,7 @@ def closure(names, extras: tuple[str, ...] = ()) -> dict[str, str]:
 
     Walks the installed metadata, so in an environment installed with ``-c constraints.txt`` it is
     what pip resolves for ``names`` under those pins. ``extras`` are the extras asked of ``names``
-    (not of their dependencies).
+    (not of their dependencies). A requirement not installed here is left out.
     """
     env = default_environment()
     seen: dict[str, str] = {}
@@ -82,7 +82,10 @@ def closure(names, extras: tuple[str, ...] = ()) -> dict[str, str]:
         if (key, asked) in walked:
             continue
         walked.add((key, asked))
-        dist = metadata.distribution(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:  # declared but not installed here: nothing to pin
+            continue
         seen[key] = dist.version
         for line in dist.requires or []:
             req = Requirement(line)
