@@ -168,3 +168,18 @@ def test_a_fresh_venv_with_no_extras_reads_a_dataset_and_names_the_missing_extra
                            capture_output=True, text=True, cwd=tmp_path)
     assert train.returncode == 2 and "pip install 'senclr[train]'" in train.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, folders", [("export", ["export"]), ("pipeline", ["pipeline"]),
+                                            ("train", ["models", "evaluate"])])
+def test_every_module_of_a_stage_imports_with_its_extra_alone(extra, folders):
+    modules = []
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] != "demo":  # the demo chains every stage: it needs senclr[all]
+                modules.append(".".join(("senclr", *parts[:-1], parts[-1]) if parts[-1] != "__init__" else ("senclr", *parts[:-1])))
+    code = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+    out = _run(code, _core() | closure(["senclr"], (extra,)))
+    assert out.returncode == 0, out.stderr[-2000:]
