@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +136,8 @@ def select(name: str, spec: dict, db_path: Path, source: str) -> int:
 
     with use_db(str(db_path), WorkDB.Mode.open) as db:
         keep, skip = [], []
-        for item in db.pending_work_items:
+        everything = list(db.pending_work_items)
+        for item in everything:
             m = item.mutations[0]
             if excluded.match(m.operator_name):
                 skip.append((item.job_id, "excluded operator"))
@@ -150,9 +152,13 @@ def select(name: str, spec: dict, db_path: Path, source: str) -> int:
             skip += [(it.job_id, "not in this module's sample") for it in keep[cap:]]
             keep = keep[:cap]
         # Mutants listed as equivalent are counted, not run: they would only confirm they survive.
+        # Only where the key names one mutant of the whole file: a key two mutants share (e.g.
+        # NumberReplacer's +1 and -1) may be listed for one of them only, so both still run.
         known = load_equivalents().get(name, {})
-        skip += [(it.job_id, LISTED) for it in keep if mutant_key(lines, it.mutations[0]) in known]
-        keep = [it for it in keep if mutant_key(lines, it.mutations[0]) not in known]
+        counts = Counter(mutant_key(lines, it.mutations[0]) for it in everything)
+        listed = {it.job_id for it in keep if counts[k := mutant_key(lines, it.mutations[0])] == 1 and k in known}
+        skip += [(job_id, LISTED) for job_id in listed]
+        keep = [it for it in keep if it.job_id not in listed]
         for job_id, why in skip:
             db.set_result(job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
     return len(keep)
