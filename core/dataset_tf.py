@@ -64,8 +64,8 @@ def record_parser(
                 # Constants broadcast to [1, H, W, C] first: TF's CPU kernels broadcast a
                 # trailing [C] vector several times slower (same arithmetic, same values).
                 full = [1, h, w, len(idx[key])] if batched else [h, w, len(idx[key])]
-                p = {k: tf.broadcast_to(v, full) for k, v in params[key].items() if k != "nodata0"}
-                x = standardize(tf.cast(x, tf.float32), p, params[key]["nodata0"])
+                p = {k: v if k == "nodata0" else tf.broadcast_to(v, full) for k, v in params[key].items()}
+                x = standardize(tf.cast(x, tf.float32), p)
             out[key] = x
         for lab in labels:  # as stored: the embedding stays int8 (senclr.label_bands.dequantize_embedding)
             out[lab] = decode(ex[lab], lab, [*lead, h, w, *([len(EMBEDDING_BANDS)] if lab == "embedding" else [])])
@@ -94,12 +94,12 @@ def make_dataset(
     return tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def standardize(x, p: dict, nodata0):
+def standardize(x, p: dict):
     """``senclr.normalize.apply`` in TensorFlow, bit for bit: float32 ``x`` [..., C] clipped to
     [lo, hi] and standardised; 0.0 where ``x`` is 0 in a channel whose ``nodata0`` (numpy bool) is set."""
     import tensorflow as tf
 
     y = (tf.clip_by_value(x, p["lo"], p["hi"]) - p["mean"]) / p["std"]
-    if not nodata0.any():  # no S2 band: nothing to mask
+    if not p["nodata0"].any():  # no S2 band: nothing to mask
         return y
-    return tf.where(tf.logical_and(tf.equal(x, 0.0), tf.constant(nodata0)), tf.zeros_like(y), y)
+    return tf.where(tf.logical_and(tf.equal(x, 0.0), tf.constant(p["nodata0"])), tf.zeros_like(y), y)

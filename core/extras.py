@@ -49,9 +49,7 @@ def require_extra(command: str) -> None:
     extra = COMMAND_EXTRA.get(command)
     absent = [m for m in EXTRA_MODULES.get(extra, ()) if not _importable(m)]
     if absent:
-        dist = MODULE_EXTRA[absent[0]][0]
-        raise InputError(f"senclr {command} needs the '{extra}' extra ({dist} is not installed): "
-                         f"pip install 'senclr[{extra}]' (or 'senclr[all]' for every command)")
+        raise InputError(_fix(command, MODULE_EXTRA[absent[0]][0], extra))
 
 
 def missing_extra(command: str, err: ModuleNotFoundError) -> str | None:
@@ -60,9 +58,12 @@ def missing_extra(command: str, err: ModuleNotFoundError) -> str | None:
     if root not in MODULE_EXTRA:
         return None
     dist, extra_of_module = MODULE_EXTRA[root]
-    extra = COMMAND_EXTRA.get(command) or extra_of_module
-    return (f"senclr {command} needs {dist} (module {root!r} is not installed), which comes with the "
-            f"'{extra}' extra: pip install 'senclr[{extra}]' (or 'senclr[all]' for every command)")
+    return _fix(command, dist, COMMAND_EXTRA.get(command) or extra_of_module)
+
+
+def _fix(command: str, dist: str, extra: str) -> str:
+    return (f"senclr {command} needs the '{extra}' extra ({dist} is not installed): "
+            f"pip install 'senclr[{extra}]' (or 'senclr[all]' for every command)")
 
 
 def closure(names, extras: tuple[str, ...] = ()) -> dict[str, str]:

@@ -54,8 +54,10 @@ def central_meridian(zone: int) -> float:
 
 @lru_cache(maxsize=None)
 def _transformer(zone: int, north: bool, inverse: bool) -> Transformer:
-    lonlat, utm = "EPSG:4326", utm_crs(zone, north)
-    return Transformer.from_crs(utm, lonlat, always_xy=True) if inverse else Transformer.from_crs(lonlat, utm, always_xy=True)
+    src, dst = "EPSG:4326", utm_crs(zone, north)
+    if inverse:
+        src, dst = dst, src
+    return Transformer.from_crs(src, dst, always_xy=True)
 
 
 def lonlat_to_utm(lon: float, lat: float, zone: int, north: bool) -> tuple[float, float]:

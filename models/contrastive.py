@@ -96,7 +96,7 @@ class ContrastiveModel(keras.Model):
         """Inputs clipped to [p1, p99] and standardised, S2's no data to 0 (``senclr.normalize``'s arithmetic)."""
         out = dict(inputs)
         for key, p in self.input_norm.items():
-            out[key] = standardize(tf.cast(inputs[key], tf.float32), p, p["nodata0"])
+            out[key] = standardize(tf.cast(inputs[key], tf.float32), p)
         return out
 
     def train_step(self, data):

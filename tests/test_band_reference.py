@@ -137,7 +137,7 @@ def test_training_inputs_take_the_bands_asked_and_normalise_each_with_its_own_st
     params = norm_params(m, bands)
     for key, names in bands.items():
         p = params[key]
-        got = standardize(tf.cast(batch[key], tf.float32), p, p["nodata0"])  # what the model does on device
+        got = standardize(tf.cast(batch[key], tf.float32), p)  # what the model does on device
         want = np.stack([_expected(m, pairs[i], names, True) for i in train_ids])
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
 

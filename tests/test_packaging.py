@@ -30,7 +30,7 @@ sys.meta_path.insert(0, _Absent())
 
 
 def _core() -> dict[str, str]:
-    return closure([r.split(";")[0].split(">")[0].strip() for r in metadata.requires("senclr") if "extra ==" not in r])
+    return closure(["senclr"])  # no extra: the core's own requirements
 
 
 def _absent_outside(keep: dict[str, str]) -> set[str]:
