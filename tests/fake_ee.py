@@ -86,6 +86,7 @@ class Request:
     query: dict
     body: Any  # parsed JSON, or None
     status: int = 0  # filled in when answered
+    received: float = 0.0  # time.monotonic() when the handler began reading the body
 
 
 @dataclass
@@ -409,13 +410,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _handle(self):
+        received = time.monotonic()
         fake: FakeEE = self.server.fake
         url = urllib.parse.urlsplit(self.path)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         endpoint, op_name = fake.classify(self.command, url.path)
         # The token request carries a signed JWT: never logged. Other bodies are JSON.
         body = json.loads(raw) if raw and endpoint != "token" else None
-        req = Request(self.command, url.path, endpoint, dict(urllib.parse.parse_qsl(url.query)), body)
+        req = Request(self.command, url.path, endpoint, dict(urllib.parse.parse_qsl(url.query)), body, received=received)
         with fake._lock:
             fake.requests.append(req)
             fake._in_flight[endpoint] += 1
