@@ -18,9 +18,9 @@ from senclr import storage
 from senclr.errors import InputError
 
 MARKER = ".senclr-demo"
-# Sized for 2 CPU cores, slow ones included: the full demo (two pre-trainings) took 4 min 19 s on a
-# 2-core VM on which the earlier profile (6000 pairs, width 32) took 9.5 min; --quick about a minute.
-# The small backbone at width 16 does a quarter of width 32's multiply-adds (docs/performance.md).
+# Sized for 2 CPU cores, slow ones included: `senclr demo` (two pre-trainings) took 4 min 32 s and
+# --quick 2 min 9 s on a 2-core VM on which the earlier profile (6000 pairs, width 32) took 9.5 min.
+# Width 16 halves the small backbone's step time against width 32 (docs/performance.md).
 PROFILES = {
     "full": {"pairs": 4500, "patch_size": 32, "train_epochs": 10, "batch_size": 64, "width": 16, "head_epochs": 10},
     "quick": {"pairs": 1500, "patch_size": 32, "train_epochs": 8, "batch_size": 64, "width": 16, "head_epochs": 5},

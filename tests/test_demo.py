@@ -52,6 +52,8 @@ def test_quick_demo_end_to_end(tmp_path):
     assert c["rejected"].get("cloudy", 0) > 0  # the synthetic clouds are seen and filtered
     for who in ("pretrained", "simclr", "random"):
         assert 0 <= summary["water_iou"][who] <= 1
+    for model in ("model", "model-simclr"):  # the profile's width is what both pre-trainings used
+        assert json.loads((work / model / "config.json").read_text())["width"] == summary["width"]
     report = (work / "evaluation" / "report.md").read_text()
     assert "water IoU" in report or "Water IoU" in report
     assert (work / "evaluation" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
