@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from senclr import tf_defaults
+
+tf_defaults.apply()  # the TensorFlow settings `senclr` runs with (oneDNN on), before it loads
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

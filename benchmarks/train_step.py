@@ -56,7 +56,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from senclr import tf_defaults
+
+tf_defaults.apply()  # the TensorFlow settings `senclr` runs with (oneDNN on), before it loads
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # tests.helpers and benchmarks.streams
     sys.path.insert(0, ROOT)

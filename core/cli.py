@@ -8,11 +8,10 @@ extra is missing says which extra to install (exit 2).
 from __future__ import annotations
 
 import importlib
-import os
 
 import click
 
-from senclr import __version__
+from senclr import __version__, tf_defaults
 from senclr.errors import InputError
 from senclr.extras import missing_extra, require_extra
 
@@ -70,5 +69,5 @@ def cli():
 
 
 def main(argv: list[str] | None = None) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ info banners
+    tf_defaults.apply()  # before any stage loads TensorFlow
     cli.main(args=argv, prog_name="senclr")

@@ -18,9 +18,10 @@ from senclr import storage
 from senclr.errors import InputError
 
 MARKER = ".senclr-demo"
-# Sized for 2 CPU cores, slow ones included: `senclr demo` (two pre-trainings) took 4 min 32 s and
-# --quick 2 min 9 s on a 2-core VM on which the earlier profile (6000 pairs, width 32) took 9.5 min.
-# Width 16 halves the small backbone's step time against width 32 (docs/performance.md).
+# Sized for 2 CPU cores, slow ones included: `senclr demo` (two pre-trainings) took 3 min 45 s and
+# --quick 1.2-1.5 min on a 2-core VM on which the earlier profile (6000 pairs, width 32) took
+# 9.5 min; 5 min 43 s and about 2 min there without oneDNN (``senclr.tf_defaults``). Width 16
+# halves the small backbone's step time against width 32 (docs/performance.md).
 PROFILES = {
     "full": {"pairs": 4500, "patch_size": 32, "train_epochs": 10, "batch_size": 64, "width": 16, "head_epochs": 10},
     "quick": {"pairs": 1500, "patch_size": 32, "train_epochs": 8, "batch_size": 64, "width": 16, "head_epochs": 5},
@@ -89,7 +90,7 @@ def _fmt(v) -> str:
 
 @click.command()
 @click.option("--workdir", default="senclr-demo", show_default=True, help="Folder for every stage's output (made fresh).")
-@click.option("--quick", is_flag=True, help="Smaller run: 1-2 minutes on 2 cores instead of 2-4.")
+@click.option("--quick", is_flag=True, help="Smaller run: about 1.5 minutes on 2 cores instead of about 4.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every stage.")
 def demo(workdir, quick, seed):
     """Run export -> preprocess -> train -> evaluate on synthetic data and print the headline numbers."""

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from senclr import storage
+from senclr import storage, tf_defaults
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+tf_defaults.apply()  # the TensorFlow kernels the commands use (oneDNN on), set before it loads
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
