@@ -135,7 +135,8 @@ def preprocess(
     build = publish.start(output)
     stage = storage.join(output, build)
     run_args = runner_args(beam_args, inputs.expected_pairs)
-    workers = worker_processes(run_args) or 1
+    processes = worker_processes(run_args)  # None: Dataflow left to autoscale
+    workers = processes or 1
     k = slices.per_shard(workers, sum(num_shards.values()))
     try:
         with (worker_requirements(run_args, WORKER_NEEDS) as run_args,
@@ -143,7 +144,7 @@ def preprocess(
             chunks = sources.chunks(inputs.units, inputs.expected_pairs, workers)
             limit = CREATE_LIMIT // len(chunks[0])  # chunks, not units, travel
             units = (p | "ListUnits" >> listed(chunks, storage.join(stage, UNITS_FILE), limit,
-                                               sources.chunk_to_json, sources.chunk_from_json)
+                                               sources.chunk_to_json, sources.chunk_from_json, spread=processes != 1)
                      | "Units" >> beam.FlatMap(lambda chunk: chunk))
             placing = (cell_deg, fractions, seed, num_shards)
             if not GENERAL_PATH:  # no array crosses a GroupByKey

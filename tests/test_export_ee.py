@@ -1,5 +1,6 @@
 """`senclr export plan|run|status` end to end: the real ee client against the fake Earth Engine."""
 
+import gc
 import json
 import os
 import sys
@@ -180,6 +181,7 @@ def test_highvolume_run_then_preprocess(ee_server, tmp_path):
     pairs = raw_archive.list_pairs(out)
     assert len(pairs) == 12 and len(ee_server.calls("image:computePixels")) == 12
     assert ee_server.max_in_flight["image:computePixels"] <= 4
+    assert gc.get_freeze_count() == 0  # the request threads' frozen heap is handed back to the collector
     body = ee_server.calls("image:computePixels")[0].body
     assert body["fileFormat"] == "NPY" and body["grid"]["crsCode"] == "EPSG:32632"
     assert body["workloadTag"] == "senclr-export"  # the cost shows under the tag in the Cloud console

@@ -297,6 +297,21 @@ def test_large_unit_lists_go_through_a_file_not_the_job_graph(tmp_path, broken_a
         assert small["counts"] == large["counts"] and small["shards"] == large["shards"]
 
 
+@pytest.mark.parametrize("limit", [10, 2], ids=["in_the_graph", "through_a_file"])
+def test_work_lists_are_reshuffled_only_for_several_worker_processes(tmp_path, limit):
+    from senclr.beam_lists import listed
+
+    for spread in (True, False):
+        p = beam.Pipeline()
+        items = p | "Work" >> listed(["a", "b", "c"], str(tmp_path / f"list-{spread}.txt"), limit, str, str,
+                                     spread=spread)
+        assert_that(items, equal_to(["a", "b", "c"]))
+        names = [t.unique_name for t in p.to_runner_api().components.transforms.values()]
+        reshuffled = any(n.startswith("Work/") and n.endswith("GroupByKey") for n in names)  # a Reshuffle is one
+        assert reshuffled == spread, names
+        p.run().wait_until_finish()
+
+
 def test_patch_size_out_of_range_exits_2(tmp_path, broken_archive):
     r = CliRunner().invoke(cli, ["preprocess", "--input", broken_archive, "--output", str(tmp_path / "o"), "--patch-size", "3"])
     assert r.exit_code == 2 and "--patch-size" in r.output and not (tmp_path / "o").exists()

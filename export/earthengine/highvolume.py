@@ -6,15 +6,17 @@ the pair's .json. Earth Engine's client retries 429/5xx itself (5 times, with ba
 still fails lands in the ledger with its reason: none is dropped silently.
 
 Concurrency: every worker process holds one semaphore of ``--max-concurrent / processes`` slots,
-shared by all the DoFn instances and threads in it (and one pool of as many request threads), where ``processes`` is what the runner can start
-(``worker_processes``): 1 for the in-process and multi-threaded DirectRunner,
-``--direct_num_workers`` for the multi-process one, ``--max_num_workers`` on Dataflow (required
-there, with one SDK process per VM). So the whole job never has more than --max-concurrent
-requests in flight.
+shared by all the DoFn instances and threads in it (and one pool of twice as many request
+threads), where ``processes`` is what the runner can start (``worker_processes``): 1 for the
+in-process and multi-threaded DirectRunner, ``--direct_num_workers`` for the multi-process one,
+``--max_num_workers`` on Dataflow (required there, with one SDK process per VM). So the whole job
+never has more than --max-concurrent requests in flight. The planned ids are reshuffled over the
+processes only when there are several.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import threading
@@ -100,6 +102,12 @@ class FetchPairsFn(beam.DoFn):
     of pairs (a group waiting for its slowest request cost a whole extra round trip). The bundle
     finishes when its requests have; each stored pair's id is emitted then, failures go to the
     ledger.
+
+    ``setup`` freezes the heap it finds (``gc.freeze``: Beam, the ee client and its discovery
+    documents, ~230k objects) until ``teardown``. Otherwise each full collection of the cyclic
+    garbage collector walked them all, 2-3 times per 1000 pairs, and stopped every request
+    thread for 110-270 ms while answers waited and slots stayed held (docs/performance.md).
+    Only the collector stops looking at them; objects are still freed when their references go.
     """
 
     def __init__(self, connection: dict, out: str, s2_level: str, mode: str, slots: int, total: int, progress: bool,
@@ -117,9 +125,11 @@ class FetchPairsFn(beam.DoFn):
         ee.data.setWorkloadTag(self.workload_tag)
         self.entries = read_entries(self.entries_uri)
         self.bar = tqdm(total=self.total, desc="computePixels", unit="pair", disable=not self.progress)
+        gc.freeze()
 
     def teardown(self):
         self.bar.close()
+        gc.unfreeze()
 
     def start_bundle(self):
         self.futures = []
@@ -178,7 +188,8 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
     """Fetch every planned pair not yet done; returns the ledger counts afterwards."""
     done = ledger.done_ids(params.out)
     todo = [p for p in plan["pairs"] if p["pair_id"] not in done]
-    slots = max(1, params.max_concurrent // worker_processes(beam_args))
+    processes = worker_processes(beam_args)
+    slots = max(1, params.max_concurrent // processes)
     connection = {"project": params.project, "credentials": params.ee_credentials, "api_url": params.ee_api_url}
     if todo:
         # Only ids go through the pipeline: Create embeds its items in the job graph, and 1000
@@ -191,7 +202,7 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
             _ = (
                 p
                 | "Planned" >> listed([e["pair_id"] for e in todo], storage.join(params.out, ledger.LEDGER, IDS),
-                                      CREATE_LIMIT, str, str)
+                                      CREATE_LIMIT, str, str, spread=processes > 1)
                 | "ComputePixels" >> beam.ParDo(
                     FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress,
                                  params.workload_tag, params.labels, entries))
