@@ -19,7 +19,7 @@ from senclr.errors import InputError
 
 MARKER = ".senclr-demo"
 # Sized for 2 CPU cores, slow ones included: `senclr demo` (two pre-trainings) took 3 min 45 s and
-# --quick 1.2-1.5 min on a 2-core VM on which the earlier profile (6000 pairs, width 32) took
+# --quick about 1.5 min on a 2-core VM on which the earlier profile (6000 pairs, width 32) took
 # 9.5 min; 5 min 43 s and about 2 min there without oneDNN (``senclr.tf_defaults``). Width 16
 # halves the small backbone's step time against width 32 (docs/performance.md).
 PROFILES = {

@@ -417,7 +417,8 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint, op_name = fake.classify(self.command, url.path)
         # The token request carries a signed JWT: never logged. Other bodies are JSON.
         body = json.loads(raw) if raw and endpoint != "token" else None
-        req = Request(self.command, url.path, endpoint, dict(urllib.parse.parse_qsl(url.query)), body, received=received)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        req = Request(self.command, url.path, endpoint, query, body, received=received)
         with fake._lock:
             fake.requests.append(req)
             fake._in_flight[endpoint] += 1

@@ -28,9 +28,9 @@ ENV = {**{k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "TPU_NAM
 # Tolerances. Measured on this machine (float32, CPU, oneDNN kernels on as the commands run
 # them; 2026-12-06): loss <= 6.8e-7 relative, gradients <= 5.7e-6 of the largest gradient, BN
 # moving statistics <= 1.8e-7 absolute, MWMS loss 6.8e-7 relative and updated weights <= 1.4e-5
-# apart (oneDNN off: gradients 7.4e-6, statistics 3.9e-7, weights 1.9e-5). Synchronized BN computes the variance as
-# E[x^2] - E[x]^2 over the all-reduced sums where one device uses tf.nn.moments: that, and the
-# order of the sums, is the whole difference.
+# apart (oneDNN off: gradients 7.4e-6, statistics 3.9e-7, weights 1.9e-5). Synchronized BN
+# computes the variance as E[x^2] - E[x]^2 over the all-reduced sums where one device uses
+# tf.nn.moments: that, and the order of the sums, is the whole difference.
 LOSS_RTOL = 1e-5
 GRAD_RTOL = 1e-4
 STATS_ATOL = 1e-5

@@ -108,6 +108,8 @@ class FetchPairsFn(beam.DoFn):
     garbage collector walked them all, 2-3 times per 1000 pairs, and stopped every request
     thread for 110-270 ms while answers waited and slots stayed held (docs/performance.md).
     Only the collector stops looking at them; objects are still freed when their references go.
+    With several instances in one process the first ``teardown`` ends the freeze for all, which
+    happens as the pipeline ends.
     """
 
     def __init__(self, connection: dict, out: str, s2_level: str, mode: str, slots: int, total: int, progress: bool,
