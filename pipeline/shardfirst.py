@@ -13,7 +13,9 @@ grouping of whole pairs and records the in-memory DirectRunner holds in memory.
 
 from __future__ import annotations
 
+import itertools
 import json
+from operator import itemgetter
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -54,20 +56,22 @@ class PlaceFn(beam.DoFn):
 
 
 def assign(item, num_shards: dict, k: int = 1):
-    """(pair_id, copies) -> ((split, shard, slice), (pair_id, copies, home)) for each shard a copy
-    lands in. Copies of one id almost always share a place; ``home``, the first, reports their
-    rejects and read count."""
+    """(pair_id, copies) -> (work item, ((split, shard), pair_id, copies, home)) for each shard a
+    copy lands in; the work item is the shard when k = 1, else the slice number (``slices``: slice
+    ``part`` of every shard). Copies of one id almost always share a place; ``home``, the first,
+    reports their rejects and read count."""
     pair_id, copies = item
     copies = tuple(sorted(copies))  # by origin, as KeepFirstFn orders
     shards = sorted({copy[-1] for copy in copies})
-    for name, shard in shards:
-        yield (name, shard, slices.slice_of(pair_id, num_shards[name], k)), (pair_id, copies, shards[0])
+    for where in shards:
+        part = slices.slice_of(pair_id, num_shards[where[0]], k) if k > 1 else where
+        yield part, (where, pair_id, copies, shards[0])
 
 
 class ReadShardFn(beam.DoFn):
-    """((split, shard, slice), [(pair_id, copies, home)]) -> the shard file and its description
-    (k = 1), or the slice file and its index on ``slice`` (k > 1); plus tagged ``stats`` (a partial
-    accumulator), ``rejected`` and ``read``."""
+    """(work item, [((split, shard), pair_id, copies, home)]) -> the shard file and its
+    description (k = 1), or a slice file and its index on ``slice`` for each shard in the item
+    (k > 1); plus tagged ``stats`` (partial accumulators), ``rejected`` and ``read``."""
 
     def __init__(self, output: str, cfg: filters.FilterConfig, s1_bands, s2_bands, patch_size=None, labels=None, k=1):
         self.output, self.k = output, k
@@ -99,7 +103,7 @@ class ReadShardFn(beam.DoFn):
     def records(self, name, shard, entries, extra):
         """(pair_id, record) of the kept pairs in pair-id order; side outputs collect in ``extra``."""
         acc = self.pair_stats.create_accumulator()
-        for pair_id, copies, home in sorted(entries, key=lambda e: e[0]):
+        for _, pair_id, copies, home in sorted(entries, key=lambda e: e[1]):
             out: list = []
             kept = self._first(pair_id, copies, out)
             if home == (name, shard):
@@ -113,18 +117,21 @@ class ReadShardFn(beam.DoFn):
         extra.append(beam.pvalue.TaggedOutput(STATS, acc))
 
     def process(self, item):
-        (name, shard, part), entries = item
+        part, entries = item
         extra: list = []
         if self.k == 1:
+            name, shard = part
             frames = (tfrecord.frame(r) for _, r in self.records(name, shard, entries, extra))
             if described := write_shard(self.output, name, shard, frames):
                 yield described
         else:
-            index: list = []
-            records = (index.append((i, len(r) + tfrecord.FRAMING)) or r for i, r in self.records(name, shard, entries, extra))
-            uri = slices.slice_uri(self.output, name, shard, part)
-            if write_framed(uri, records):
-                yield beam.pvalue.TaggedOutput(SLICE, ((name, shard), (part, uri, index)))
+            for (name, shard), of_shard in itertools.groupby(sorted(entries, key=itemgetter(0)), key=itemgetter(0)):
+                index: list = []
+                records = (index.append((i, len(r) + tfrecord.FRAMING)) or r
+                           for i, r in self.records(name, shard, of_shard, extra))
+                uri = slices.slice_uri(self.output, name, shard, part)
+                if write_framed(uri, records):
+                    yield beam.pvalue.TaggedOutput(SLICE, ((name, shard), (part, uri, index)))
         yield from extra
 
 

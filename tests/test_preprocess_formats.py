@@ -4,6 +4,8 @@ and duplicates included, local and on gs://."""
 
 import copy
 import gzip
+import zlib
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
@@ -92,7 +94,8 @@ def test_shard_first_writes_what_the_general_path_writes(where, make, tmp_path, 
 def test_slices_per_shard_follow_the_workers():
     from senclr.beam_flags import worker_processes
 
-    assert slices.per_shard(1, 5) == 1 and slices.per_shard(2, 5) == 4 and slices.per_shard(2, 400) == 1
+    assert slices.per_shard(1, 5) == 1 and slices.per_shard(2, 400) == 1 and slices.per_shard(2, 16) == 1
+    assert slices.per_shard(2, 5) == slices.per_shard(2, 15) == 2 * slices.ITEMS_PER_WORKER  # equal items, any shard count
     assert slices.per_shard(64, 1) == slices.MAX_SLICES
     assert worker_processes([]) == 1 == worker_processes(["--direct_running_mode=multi_threading", "--direct_num_workers=4"])
     assert worker_processes(["--direct_running_mode=multi_processing", "--direct_num_workers=3"]) == 3
@@ -102,6 +105,30 @@ def test_slices_per_shard_follow_the_workers():
     for i in range(4000):
         counts[slices.slice_of(f"{i:016x}", 5, 4)] += 1
     assert min(counts) > 850  # even slices
+
+
+def test_work_items_are_even_whatever_the_shard_sizes():
+    """Beam's multi-process runner deals a step's items to its workers round-robin, once: items of
+    unequal size (a train shard against a val shard) would leave one worker waiting."""
+    from senclr.pipeline.shardfirst import assign
+
+    num_shards = {"train": 3, "val": 1, "test": 1}  # a val shard holds a third of a train shard
+    for workers in (2, 3):
+        k = slices.per_shard(workers, sum(num_shards.values()))
+        pairs, shards_of = Counter(), defaultdict(set)
+        for i in range(8000):
+            pair_id, name = f"{i:016x}", ("train",) * 8 + ("val", "test")
+            where = (name[i % 10], zlib.crc32(f"{i:016x}".encode()) % num_shards[name[i % 10]])
+            for part, (got, *_) in assign((pair_id, [("o", "u", (), where)]), num_shards, k):
+                pairs[part] += 1
+                shards_of[part].add(got)
+        assert sorted(pairs) == list(range(k)) and k == workers * slices.ITEMS_PER_WORKER
+        assert all(abs(n - 8000 / k) < 0.15 * 8000 / k for n in pairs.values())  # hashing noise only
+        assert all(len(s) == 5 for s in shards_of.values())  # every item holds a slice of every shard
+        dealt = [sum(pairs[p] for p in range(w, k, workers)) for w in range(workers)]
+        assert max(dealt) < 1.05 * min(dealt)
+    parts = {part for part, _ in assign(("00aa", [("o", "u", (), ("val", 0))]), num_shards, 1)}
+    assert parts == {("val", 0)}  # one worker: each shard is one item, written directly
 
 
 def test_a_spilled_pair_reads_back_whole(tmp_path):
