@@ -4,8 +4,8 @@ A shard's pairs must be read, checked, encoded and counted in the statistics: th
 preprocessing. With one work item per shard, parallelism is the shard count (5 at 10k pairs), and
 the items are as unequal as the shards (a train shard holds 8x a val shard at 1000 pairs). Beam's
 multi-process DirectRunner deals a step's items out to its workers round-robin, once, so unequal
-items leave one worker busy while the other waits (1.35x more work in one of two workers at 6000
-pairs). So every shard is cut into the same ``k`` slices by pair id, and work item ``part`` is
+items leave one worker busy while the other waits (a third to a half more shard-step CPU in one
+of two workers at 6000 pairs: docs/performance.md). So every shard is cut into the same ``k`` slices by pair id, and work item ``part`` is
 slice ``part`` of every shard: ``k`` items of nearly equal size whatever the splits' shares.
 Each item writes its slice of each shard, in pair-id order, to
 ``DATASET/build-NNNN/.scratch/slices/``; then one cheap step per shard merges its slices by pair
