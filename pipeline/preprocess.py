@@ -137,7 +137,7 @@ def preprocess(
     run_args = runner_args(beam_args, inputs.expected_pairs)
     processes = worker_processes(run_args)  # None: Dataflow left to autoscale
     workers = processes or 1
-    k = slices.per_shard(workers, sum(num_shards.values()))
+    k = slices.per_shard(workers, num_shards, fractions)
     try:
         with (worker_requirements(run_args, WORKER_NEEDS) as run_args,
               beam.Pipeline(options=PipelineOptions(run_args)) as p):

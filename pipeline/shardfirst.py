@@ -13,9 +13,7 @@ grouping of whole pairs and records the in-memory DirectRunner holds in memory.
 
 from __future__ import annotations
 
-import itertools
 import json
-from operator import itemgetter
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -55,26 +53,26 @@ class PlaceFn(beam.DoFn):
         yield meta.pair_id, (unit.uri, unit.uri, (), place(meta, *self.placing))  # origin: read_pair's
 
 
-def assign(item, num_shards: dict, k: int = 1):
-    """(pair_id, copies) -> (work item, ((split, shard), pair_id, copies, home)) for each shard a
-    copy lands in; the work item is the shard when k = 1, else the slice number (``slices``: slice
-    ``part`` of every shard). Copies of one id almost always share a place; ``home``, the first,
-    reports their rejects and read count."""
+def assign(item, num_shards: dict, k: dict | None = None):
+    """(pair_id, copies) -> ((split, shard, slice), (pair_id, copies, home)) for each shard a copy
+    lands in, with ``k[split]`` slices per shard of each split (none: one). Copies of one id
+    almost always share a place; ``home``, the first, reports their rejects and read count."""
     pair_id, copies = item
     copies = tuple(sorted(copies))  # by origin, as KeepFirstFn orders
     shards = sorted({copy[-1] for copy in copies})
-    for where in shards:
-        part = slices.slice_of(pair_id, num_shards[where[0]], k) if k > 1 else where
-        yield part, (where, pair_id, copies, shards[0])
+    for name, shard in shards:
+        part = slices.slice_of(pair_id, num_shards[name], k[name]) if k else 0
+        yield (name, shard, part), (pair_id, copies, shards[0])
 
 
 class ReadShardFn(beam.DoFn):
-    """(work item, [((split, shard), pair_id, copies, home)]) -> the shard file and its
-    description (k = 1), or a slice file and its index on ``slice`` for each shard in the item
-    (k > 1); plus tagged ``stats`` (partial accumulators), ``rejected`` and ``read``."""
+    """((split, shard, slice), [(pair_id, copies, home)]) -> the shard file and its description
+    (one slice for the split: ``k`` holds 1 or nothing), or the slice file and its index on
+    ``slice``; plus tagged ``stats`` (a partial accumulator), ``rejected`` and ``read``."""
 
-    def __init__(self, output: str, cfg: filters.FilterConfig, s1_bands, s2_bands, patch_size=None, labels=None, k=1):
-        self.output, self.k = output, k
+    def __init__(self, output: str, cfg: filters.FilterConfig, s1_bands, s2_bands, patch_size=None, labels=None,
+                 k: dict | None = None):
+        self.output, self.k = output, k or {}
         self.cfg, self.pair_stats = cfg, BandStatsFn(tuple(s1_bands), tuple(s2_bands))
         self.stats = MergeStatsFn(tuple(s1_bands), tuple(s2_bands))  # combines the shards' accumulators
         self.read = ReadUnitFn(patch_size, labels)
@@ -103,7 +101,7 @@ class ReadShardFn(beam.DoFn):
     def records(self, name, shard, entries, extra):
         """(pair_id, record) of the kept pairs in pair-id order; side outputs collect in ``extra``."""
         acc = self.pair_stats.create_accumulator()
-        for _, pair_id, copies, home in sorted(entries, key=lambda e: e[1]):
+        for pair_id, copies, home in sorted(entries, key=lambda e: e[0]):
             out: list = []
             kept = self._first(pair_id, copies, out)
             if home == (name, shard):
@@ -117,29 +115,27 @@ class ReadShardFn(beam.DoFn):
         extra.append(beam.pvalue.TaggedOutput(STATS, acc))
 
     def process(self, item):
-        part, entries = item
+        (name, shard, part), entries = item
         extra: list = []
-        if self.k == 1:
-            name, shard = part
+        if self.k.get(name, 1) == 1:
             frames = (tfrecord.frame(r) for _, r in self.records(name, shard, entries, extra))
             if described := write_shard(self.output, name, shard, frames):
                 yield described
         else:
-            for (name, shard), of_shard in itertools.groupby(sorted(entries, key=itemgetter(0)), key=itemgetter(0)):
-                index: list = []
-                records = (index.append((i, len(r) + tfrecord.FRAMING)) or r
-                           for i, r in self.records(name, shard, of_shard, extra))
-                uri = slices.slice_uri(self.output, name, shard, part)
-                if write_framed(uri, records):
-                    yield beam.pvalue.TaggedOutput(SLICE, ((name, shard), (part, uri, index)))
+            index: list = []
+            records = (index.append((i, len(r) + tfrecord.FRAMING)) or r for i, r in self.records(name, shard, entries, extra))
+            uri = slices.slice_uri(self.output, name, shard, part)
+            if write_framed(uri, records):
+                yield beam.pvalue.TaggedOutput(SLICE, ((name, shard), (part, uri, index)))
         yield from extra
 
 
 class ShardFirst(beam.PTransform):
-    """Units of any format -> (shard descriptions, statistics, rejected, read count); ``k`` slices
-    per shard (``slices.per_shard``)."""
+    """Units of any format -> (shard descriptions, statistics, rejected, read count); ``k[split]``
+    slices per shard of each split (``slices.per_shard``; none: one)."""
 
-    def __init__(self, output, cfg, s1_bands, s2_bands, placing: tuple, patch_size=None, labels=None, k: int = 1):
+    def __init__(self, output, cfg, s1_bands, s2_bands, placing: tuple, patch_size=None, labels=None,
+                 k: dict | None = None):
         super().__init__()
         self.output, self.num_shards, self.k = output, placing[3], k
         self.place = PlaceFn(output, cfg, placing, patch_size, labels)
@@ -155,9 +151,10 @@ class ShardFirst(beam.PTransform):
             | "GroupBySlice" >> beam.GroupByKey()
             | "ReadWriteSlices" >> beam.ParDo(self.shard).with_outputs(REJECTED, READ, STATS, SLICE, main="shards")
         )
-        shards = out.shards
-        if self.k > 1:
-            shards = out[SLICE] | "GroupByShard" >> beam.GroupByKey() | "MergeSlices" >> beam.ParDo(slices.MergeSlicesFn(self.output))
+        shards = out.shards  # written whole: the shards of splits with one slice
+        if any(k > 1 for k in (self.k or {}).values()):
+            merged = out[SLICE] | "GroupByShard" >> beam.GroupByKey() | "MergeSlices" >> beam.ParDo(slices.MergeSlicesFn(self.output))
+            shards = (shards, merged) | "AllShards" >> beam.Flatten()
         rejected = (placed[REJECTED], out[REJECTED]) | "AllRejected" >> beam.Flatten()
         read = (placed[READ], out[READ]) | "AllRead" >> beam.Flatten() | "SumRead" >> beam.CombineGlobally(sum)
         stats = out[STATS] | "BandStats" >> beam.CombineGlobally(self.shard.stats)

@@ -1,17 +1,17 @@
-"""Shards cut into slices, so that a few shards of unequal size still keep every worker busy.
+"""Shards cut into slices of about equal size, so that a few unequal shards keep every worker busy.
 
 A shard's pairs must be read, checked, encoded and counted in the statistics: the costly part of
 preprocessing. With one work item per shard, parallelism is the shard count (5 at 10k pairs), and
-the items are as unequal as the shards (a train shard holds 8x a val shard at 1000 pairs). Beam's
-multi-process DirectRunner deals a step's items out to its workers round-robin, once, so unequal
-items leave one worker busy while the other waits (a third to a half more shard-step CPU in one
-of two workers at 6000 pairs: docs/performance.md). So every shard is cut into the same ``k`` slices by pair id, and work item ``part`` is
-slice ``part`` of every shard: ``k`` items of nearly equal size whatever the splits' shares.
-Each item writes its slice of each shard, in pair-id order, to
+the items are as unequal as the shards (at 1000 pairs the one train shard holds 8x the val shard).
+Beam's multi-process DirectRunner deals a step's items out to its workers round-robin, once, so
+unequal items leave one worker busy while the other waits (a third to a half more shard-step CPU
+in one of two workers at 6000 pairs, with slices equal in number per shard: docs/performance.md).
+So each shard is cut into slices by pair id, as many as its expected share of the pairs calls
+for: about ITEMS_PER_WORKER slices per worker in all, each about the same size whatever the
+splits' fractions. Each slice is processed on its own and written in pair-id order to
 ``DATASET/build-NNNN/.scratch/slices/``; then one cheap step per shard merges its slices by pair
-id, streaming bytes only, into the shard file: the same bytes as writing the shard in one go.
-With ``k`` = 1 (one worker, or enough shards to go round) each shard is one item and is written
-directly, without a merge.
+id, streaming bytes only, into the shard file: the same bytes as writing the shard in one go. A
+shard of one slice (one worker, many shards, or a small split) is written directly.
 """
 
 from __future__ import annotations
@@ -23,18 +23,22 @@ from operator import itemgetter
 import apache_beam as beam
 
 from senclr import storage
+from senclr.schema import SPLITS
 from senclr.pipeline import publish, transforms
 
-ITEMS_PER_WORKER = 8  # work items per worker: what a worker is dealt differs by one item at most
+ITEMS_PER_WORKER = 8  # work items per worker: what one worker is dealt then differs by an item or so
 MAX_SLICES = 64  # per shard: the merge holds one open file per slice
 
 
-def per_shard(workers: int, shards: int) -> int:
-    """Slices of every shard (= work items) for ``workers`` workers and ``shards`` shards in all;
-    1 (each shard one item, no slicing) for one worker or at least ITEMS_PER_WORKER shards each."""
-    if workers <= 1 or shards >= ITEMS_PER_WORKER * workers:
-        return 1
-    return min(MAX_SLICES, ITEMS_PER_WORKER * workers)
+def per_shard(workers: int, num_shards: dict, fractions: tuple) -> dict:
+    """{split: slices per shard} for ``workers`` workers, from each shard's expected share of the
+    pairs (``fractions`` in SPLITS order over ``num_shards`` shards); 1 everywhere (no slicing)
+    for one worker or when there are at least ITEMS_PER_WORKER shards per worker."""
+    items = ITEMS_PER_WORKER * workers
+    if workers <= 1 or sum(num_shards.values()) >= items:
+        return {name: 1 for name in num_shards}
+    share = dict(zip(SPLITS, fractions))
+    return {name: max(1, min(MAX_SLICES, round(items * share[name] / n))) for name, n in num_shards.items()}
 
 
 def slice_of(pair_id: str, num_shards: int, k: int) -> int:

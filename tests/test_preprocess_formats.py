@@ -5,7 +5,7 @@ and duplicates included, local and on gs://."""
 import copy
 import gzip
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ from senclr import storage, tfrecord
 from senclr.pipeline import preprocess as preprocess_mod
 from senclr.pipeline import publish, slices, spill
 from senclr.pipeline.preprocess import preprocess
+from senclr.schema import SPLITS
 from tests.helpers import ee_table_example, random_pair, write_batch_export, write_chip, write_raw_archive
 
 P = 16
@@ -71,9 +72,11 @@ def test_shard_first_writes_what_the_general_path_writes(where, make, tmp_path, 
     given = make(base)
     out = base + "-ds"
     got = {}
-    for path, k in (("general", 1), ("shard-first", 1), ("sliced", 3)):
+    runs = {"general": {}, "shard-first": {}, "sliced": dict.fromkeys(SPLITS, 3),
+            "partly sliced": {"train": 3, "val": 1, "test": 2}}  # slices per shard, as if 2+ workers shared the run
+    for path, k in runs.items():
         monkeypatch.setattr(preprocess_mod, "GENERAL_PATH", path == "general")
-        monkeypatch.setattr(slices, "per_shard", lambda workers, shards: k)  # as if 2+ workers shared the run
+        monkeypatch.setattr(slices, "per_shard", lambda workers, num_shards, fractions: k or dict.fromkeys(num_shards, 1))
         storage.remove_tree(out)  # a fresh output each time: the same build folder name
         m = preprocess(given, out, patch_size=P, cell_deg=1.0, shard_mb=0.1)  # ~11 records a shard
         got[path] = (m["counts"], m["statistics"], _files(out))
@@ -94,9 +97,12 @@ def test_shard_first_writes_what_the_general_path_writes(where, make, tmp_path, 
 def test_slices_per_shard_follow_the_workers():
     from senclr.beam_flags import worker_processes
 
-    assert slices.per_shard(1, 5) == 1 and slices.per_shard(2, 400) == 1 and slices.per_shard(2, 16) == 1
-    assert slices.per_shard(2, 5) == slices.per_shard(2, 15) == 2 * slices.ITEMS_PER_WORKER  # equal items, any shard count
-    assert slices.per_shard(64, 1) == slices.MAX_SLICES
+    five, fr = {"train": 3, "val": 1, "test": 1}, (0.8, 0.1, 0.1)
+    assert slices.per_shard(1, five, fr) == dict.fromkeys(SPLITS, 1)  # one worker: no slicing
+    assert slices.per_shard(2, {"train": 12, "val": 2, "test": 2}, fr) == dict.fromkeys(SPLITS, 1)  # enough shards
+    assert slices.per_shard(2, five, fr) == {"train": 4, "val": 2, "test": 2}  # slices of ~1/16 of the pairs each
+    assert slices.per_shard(2, five, (1.0, 0.0, 0.0)) == {"train": 5, "val": 1, "test": 1}
+    assert slices.per_shard(64, {"train": 1, "val": 1, "test": 1}, fr)["train"] == slices.MAX_SLICES
     assert worker_processes([]) == 1 == worker_processes(["--direct_running_mode=multi_threading", "--direct_num_workers=4"])
     assert worker_processes(["--direct_running_mode=multi_processing", "--direct_num_workers=3"]) == 3
     assert worker_processes(["--runner=DataflowRunner", "--max_num_workers=20"]) == 20
@@ -109,26 +115,26 @@ def test_slices_per_shard_follow_the_workers():
 
 def test_work_items_are_even_whatever_the_shard_sizes():
     """Beam's multi-process runner deals a step's items to its workers round-robin, once: items of
-    unequal size (a train shard against a val shard) would leave one worker waiting."""
+    unequal size (a train shard against a val shard) would leave one worker waiting, however the
+    items happen to be ordered."""
     from senclr.pipeline.shardfirst import assign
 
-    num_shards = {"train": 3, "val": 1, "test": 1}  # a val shard holds a third of a train shard
-    for workers in (2, 3):
-        k = slices.per_shard(workers, sum(num_shards.values()))
-        pairs, shards_of = Counter(), defaultdict(set)
-        for i in range(8000):
-            pair_id, name = f"{i:016x}", ("train",) * 8 + ("val", "test")
-            where = (name[i % 10], zlib.crc32(f"{i:016x}".encode()) % num_shards[name[i % 10]])
-            for part, (got, *_) in assign((pair_id, [("o", "u", (), where)]), num_shards, k):
-                pairs[part] += 1
-                shards_of[part].add(got)
-        assert sorted(pairs) == list(range(k)) and k == workers * slices.ITEMS_PER_WORKER
-        assert all(abs(n - 8000 / k) < 0.15 * 8000 / k for n in pairs.values())  # hashing noise only
-        assert all(len(s) == 5 for s in shards_of.values())  # every item holds a slice of every shard
-        dealt = [sum(pairs[p] for p in range(w, k, workers)) for w in range(workers)]
-        assert max(dealt) < 1.05 * min(dealt)
-    parts = {part for part, _ in assign(("00aa", [("o", "u", (), ("val", 0))]), num_shards, 1)}
-    assert parts == {("val", 0)}  # one worker: each shard is one item, written directly
+    fractions, names = (0.8, 0.1, 0.1), ("train",) * 8 + ("val", "test")
+    for num_shards in ({"train": 1, "val": 1, "test": 1}, {"train": 3, "val": 1, "test": 1}):  # 1000, 10k pairs
+        for workers in (2, 3):
+            k = slices.per_shard(workers, num_shards, fractions)
+            pairs = Counter()
+            for i in range(8000):
+                pair_id, name = f"{i:016x}", names[i % 10]
+                where = (name, zlib.crc32(pair_id.encode()) % num_shards[name])
+                for item, _ in assign((pair_id, [("o", "u", (), where)]), num_shards, k):
+                    pairs[item] += 1
+            assert all(item[2] < k[item[0]] for item in pairs) and len(pairs) == sum(num_shards[n] * k[n] for n in k)
+            sizes = sorted(pairs.values(), reverse=True)
+            most, fewest = -(-len(sizes) // workers), len(sizes) // workers  # items per worker
+            worst = sum(sizes[:most]) / sum(sizes[-fewest:])  # the largest items dealt to one worker
+            assert worst < 1.35, (num_shards, workers, k, worst)  # 2-9x with as many slices in every shard
+    assert {item for item, _ in assign(("00aa", [("o", "u", (), ("val", 0))]), {"val": 1})} == {("val", 0, 0)}
 
 
 def test_a_spilled_pair_reads_back_whole(tmp_path):
