@@ -137,7 +137,7 @@ class ShardFirst(beam.PTransform):
     def __init__(self, output, cfg, s1_bands, s2_bands, placing: tuple, patch_size=None, labels=None,
                  k: dict | None = None):
         super().__init__()
-        self.output, self.num_shards, self.k = output, placing[3], k
+        self.output, self.num_shards, self.k = output, placing[3], k or {}
         self.place = PlaceFn(output, cfg, placing, patch_size, labels)
         self.shard = ReadShardFn(output, cfg, s1_bands, s2_bands, patch_size, labels, k)
 
@@ -152,7 +152,7 @@ class ShardFirst(beam.PTransform):
             | "ReadWriteSlices" >> beam.ParDo(self.shard).with_outputs(REJECTED, READ, STATS, SLICE, main="shards")
         )
         shards = out.shards  # written whole: the shards of splits with one slice
-        if any(k > 1 for k in (self.k or {}).values()):
+        if any(n > 1 for n in self.k.values()):
             merged = out[SLICE] | "GroupByShard" >> beam.GroupByKey() | "MergeSlices" >> beam.ParDo(slices.MergeSlicesFn(self.output))
             shards = (shards, merged) | "AllShards" >> beam.Flatten()
         rejected = (placed[REJECTED], out[REJECTED]) | "AllRejected" >> beam.Flatten()
