@@ -144,7 +144,7 @@ def preprocess(
             chunks = sources.chunks(inputs.units, inputs.expected_pairs, workers)
             limit = CREATE_LIMIT // len(chunks[0])  # chunks, not units, travel
             units = (p | "ListUnits" >> listed(chunks, storage.join(stage, UNITS_FILE), limit,
-                                               sources.chunk_to_json, sources.chunk_from_json, spread=processes != 1)
+                                               sources.chunk_to_json, sources.chunk_from_json, processes)
                      | "Units" >> beam.FlatMap(lambda chunk: chunk))
             placing = (cell_deg, fractions, seed, num_shards)
             if not GENERAL_PATH:  # no array crosses a GroupByKey

@@ -301,14 +301,14 @@ def test_large_unit_lists_go_through_a_file_not_the_job_graph(tmp_path, broken_a
 def test_work_lists_are_reshuffled_only_for_several_worker_processes(tmp_path, limit):
     from senclr.beam_lists import listed
 
-    for spread in (True, False):
+    for processes, spread in ((2, True), (None, True), (1, False)):  # None: an autoscaling runner
         p = beam.Pipeline()
-        items = p | "Work" >> listed(["a", "b", "c"], str(tmp_path / f"list-{spread}.txt"), limit, str, str,
-                                     spread=spread)
+        items = p | "Work" >> listed(["a", "b", "c"], str(tmp_path / f"list-{processes}.txt"), limit, str, str,
+                                     processes)
         assert_that(items, equal_to(["a", "b", "c"]))
         names = [t.unique_name for t in p.to_runner_api().components.transforms.values()]
         reshuffled = any(n.startswith("Work/") and n.endswith("GroupByKey") for n in names)  # a Reshuffle is one
-        assert reshuffled == spread, names
+        assert reshuffled == spread, (processes, names)
         p.run().wait_until_finish()
 
 

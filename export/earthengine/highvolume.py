@@ -204,7 +204,7 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
             _ = (
                 p
                 | "Planned" >> listed([e["pair_id"] for e in todo], storage.join(params.out, ledger.LEDGER, IDS),
-                                      CREATE_LIMIT, str, str, spread=processes > 1)
+                                      CREATE_LIMIT, str, str, processes)
                 | "ComputePixels" >> beam.ParDo(
                     FetchPairsFn(connection, params.out, params.s2_level, params.mode, slots, len(todo), progress,
                                  params.workload_tag, params.labels, entries))
