@@ -1,9 +1,10 @@
-"""SimCLR-style augmentations for normalised Sentinel-1 / Sentinel-2 patches, run inside tf.data.
+"""SimCLR-style augmentations for normalised Sentinel-1 / Sentinel-2 patches, a batch at a time.
 
-Operations, in the order applied to one patch [H, W, C]:
+Operations, in the order they act on each patch [H, W, C] of a batch [N, H, W, C], with
+parameters drawn independently for every patch:
 
-1. random resized crop (area fraction ``crop_scale``, aspect ratio 3/4..4/3, bilinear resize
-   back to H x W via ``tf.image.crop_and_resize``);
+1. random resized crop (area fraction ``crop_scale``, aspect ratio 3/4..4/3), resampled back to
+   H x W bilinearly at the sampling points ``tf.image.crop_and_resize`` uses;
 2. horizontal and vertical flips (p = 0.5 each);
 3. rotation by k * 90 degrees, k uniform in 0..3 (only k in {0, 2} for non-square patches,
    since odd k would swap H and W);
@@ -11,7 +12,7 @@ Operations, in the order applied to one patch [H, W, C]:
    ``10 log10(G) / std_dB`` added to the normalised dB band;
 5. per-band colour jitter with probability ``jitter_prob``: contrast around the band's spatial
    mean, then an additive brightness shift;
-6. Gaussian blur with probability ``blur_prob`` (separable depthwise conv, reflect padding).
+6. Gaussian blur with probability ``blur_prob`` (separable, reflect padding).
 
 Why these: SimCLR's recipe is crop + colour distortion (+ blur). Crops and the dihedral group
 carry over unchanged (overhead imagery has no canonical orientation), and geometric ops act on
@@ -19,13 +20,21 @@ all channels at once so stacked S1 + S2 stay aligned pixel for pixel. RGB colour
 saturation, grayscale) have no meaning for 13 spectral bands or for SAR backscatter, so colour
 jitter becomes an independent affine change per band; speckle is the noise SAR actually has.
 
-Determinism: only stateless random ops are used. The [2] seed is split into one sub-seed per
-operation (a fixed number, whether or not the op is on, so toggling one op leaves the draws of
-the others unchanged); equal seeds give bit-identical output in any thread or map order.
-(Eager and graph results may differ in the last bit: Grappler's arithmetic optimizer
-re-associates the float maths; tf.data always runs the graph, so pipelines are unaffected.)
-``views_dataset`` takes its per-element seeds from ``tf.data.Dataset.random``, which is
-reproducible for a given seed (and global ``tf.random.set_seed``, which it also depends on)
+How, and why so: crop, flips and blur are each a linear map along one image axis, so the whole
+chain is ``Ly @ x @ Lx.T`` per channel, with ``Ly = blur_y @ flip_y @ crop_y`` ([H, H]) and the
+same along x: two batched matrix products for a whole batch instead of a dozen small ops per
+patch (several times faster on a CPU, where SimCLR's input is made). An odd rotation is a
+transpose after flips. The jitter, an affine map per band, is applied last: the blur keeps
+constants (normalised kernel, reflect padding), so it commutes with the jitter as long as the
+band means are those of the unblurred patch, which come from the column sums of the matrices.
+With every geometric op and the blur off, patches are not resampled at all; with crop off,
+the flips and rotations are exact (permutation matrices).
+
+Determinism: only stateless random ops are used. A batch's [2] seed is split into one sub-seed
+per operation (a fixed number, whether or not the op is on, so toggling one op leaves the draws
+of the others unchanged); equal seeds and equal batches give bit-identical output in any thread
+or map order. ``views_dataset`` takes one seed per batch from ``tf.data.Dataset.random``, which
+is reproducible for a given seed (and global ``tf.random.set_seed``, which it also depends on)
 and, with ``rerandomize_each_iteration``, differs every epoch, for ``repeat()`` and for each
 new iterator alike.
 """
@@ -43,109 +52,181 @@ _LOG_RATIO = (math.log(3 / 4), math.log(4 / 3))
 _N_SEEDS = 7  # one each: crop, flip_lr, flip_ud, rot90, speckle, jitter, blur
 
 
-def _uniform(seed, lo, hi, shape=()):
+def _uniform(seed, shape, lo=0.0, hi=1.0):
     return tf.random.stateless_uniform(shape, seed, lo, hi, dtype=tf.float32)
 
 
-def _crop(x, seed, scale):
-    """Random resized crop, output size = input size."""
+def _coin(seed, n, p):
+    return _uniform(seed, [n]) < p
+
+
+def _resample(start, extent, size: int):
+    """[N, size, size]: bilinear resampling of the window [start, start + extent] (fractions of
+    the axis, [N] each) back to ``size`` pixels, at ``tf.image.crop_and_resize``'s points."""
+    # crop_and_resize's own arithmetic, so the weights match it to the last bits
+    step = ((start + extent) - start) * (size - 1) / (size - 1) if size > 1 else tf.zeros_like(start)
+    pos = start[:, None] * (size - 1) + tf.range(size, dtype=tf.float32)[None] * step[:, None]
+    pos = tf.clip_by_value(pos, 0.0, size - 1.0)
+    top = tf.floor(pos)
+    lerp = (pos - top)[..., None]
+    top = tf.cast(top, tf.int32)
+    return tf.one_hot(top, size) * (1.0 - lerp) + tf.one_hot(tf.minimum(top + 1, size - 1), size) * lerp
+
+
+def _crop(seed, n, h: int, w: int, scale):
+    """Resampling matrices ([N, H, H], [N, W, W]) of random resized crops."""
     s = tf.random.experimental.stateless_split(seed, 4)
-    area = _uniform(s[0], *scale)
-    ratio = tf.exp(_uniform(s[1], *_LOG_RATIO))  # width / height, log-uniform
-    h = tf.minimum(tf.sqrt(area / ratio), 1.0)
-    w = tf.minimum(tf.sqrt(area * ratio), 1.0)
-    y0 = _uniform(s[2], 0.0, 1.0) * (1.0 - h)
-    x0 = _uniform(s[3], 0.0, 1.0) * (1.0 - w)
-    box = tf.stack([y0, x0, y0 + h, x0 + w])[None]
-    out = tf.image.crop_and_resize(x[None], box, [0], tf.shape(x)[:2], method="bilinear")
-    return out[0]
+    area = _uniform(s[0], [n], *scale)
+    ratio = tf.exp(_uniform(s[1], [n], *_LOG_RATIO))  # width / height, log-uniform
+    ch = tf.minimum(tf.sqrt(area / ratio), 1.0)
+    cw = tf.minimum(tf.sqrt(area * ratio), 1.0)
+    y0 = _uniform(s[2], [n]) * (1.0 - ch)
+    x0 = _uniform(s[3], [n]) * (1.0 - cw)
+    return _resample(y0, ch, h), _resample(x0, cw, w)
 
 
-def _rot90(x, seed):
-    square = x.shape[0] == x.shape[1]
-    k = tf.random.stateless_uniform((), seed, 0, 4 if square else 2, dtype=tf.int32)
-    return tf.image.rot90(x, k if square else 2 * k)
+def _flip(m, flag):
+    """Rows of m [N, S, S] reversed (output pixel order) where flag [N] is set."""
+    return tf.where(flag[:, None, None], tf.reverse(m, axis=[1]), m)
 
 
-def _speckle(x, seed, looks, s1_db_std):
-    """Multiplicative Gamma(L, 1/L) speckle on the S1 channels, expressed in normalised dB."""
-    n = len(s1_db_std)
-    g = tf.random.stateless_gamma(x.shape[:2] + (n,), seed, alpha=looks, beta=looks)
-    scale = (10.0 / math.log(10.0)) / s1_db_std  # ln -> dB -> normalised units, one constant
-    return tf.concat([x[..., :n] + tf.math.log(g) * scale, x[..., n:]], axis=-1)
+def _dihedral(seeds, n, square: bool, cfg):
+    """(flip_y, flip_x, transpose), [N] bools each (transpose None if it cannot happen): the flips
+    of step 2 and the rotation of step 3 as flips followed by an optional transpose."""
+    false = tf.zeros([n], tf.bool)
+    fx = _coin(seeds[1], n, 0.5) if cfg.flip else false
+    fy = _coin(seeds[2], n, 0.5) if cfg.flip else false
+    if not cfg.rotate90:
+        return fy, fx, None
+    k = tf.random.stateless_uniform([n], seeds[3], 0, 4 if square else 2, dtype=tf.int32)
+    if not square:  # k = 0 or a half turn (both flips)
+        return tf.math.logical_xor(fy, k == 1), tf.math.logical_xor(fx, k == 1), None
+    # rot90^1 = T . flip_x,  rot90^2 = flip_y . flip_x,  rot90^3 = T . flip_y
+    return (tf.math.logical_xor(fy, k >= 2), tf.math.logical_xor(fx, (k == 1) | (k == 2)), k % 2 == 1)
 
 
-def _jitter(x, seed, brightness, contrast):
-    """Per-band contrast around the spatial mean, then a per-band brightness shift."""
+def _reflect_taps(size: int, radius: int) -> np.ndarray:
+    """[2r+1, size, size] 0/1: tap t of output pixel i reads pixel reflect(i + t - r) (TF's REFLECT)."""
+    idx = np.abs(np.arange(size)[:, None] + np.arange(-radius, radius + 1)[None])
+    idx = np.where(idx > size - 1, 2 * (size - 1) - idx, idx)
+    taps = np.zeros((2 * radius + 1, size, size), np.float32)
+    for t in range(2 * radius + 1):
+        taps[t, np.arange(size), idx[:, t]] = 1.0
+    return taps
+
+
+def _blur(seed, n, h: int, w: int, prob: float, sigma_range):
+    """Blur matrices ([N, H, H], [N, W, W]): a reflect-padded Gaussian of std ~ U(sigma_range) px
+    where the patch's coin (p = prob) says so, else the identity."""
+    radius = min(math.ceil(3 * sigma_range[1]), h - 1, w - 1)  # one reflection: radius < size
     s = tf.random.experimental.stateless_split(seed, 2)
-    c = x.shape[-1]
-    gain = _uniform(s[0], 1.0 - contrast, 1.0 + contrast, (c,))
-    shift = _uniform(s[1], -brightness, brightness, (c,))
-    mean = tf.reduce_mean(x, axis=(0, 1))
-    return x * gain + (mean * (1.0 - gain) + shift)  # == (x - mean) * gain + mean + shift
-
-
-def _blur(x, seed, sigma_range):
-    """Separable Gaussian blur; reflect padding keeps edges (and constant images) unchanged."""
-    h, w, c = x.shape
-    radius = min(math.ceil(3 * sigma_range[1]), h - 1, w - 1)  # REFLECT needs pad < size
-    sigma = _uniform(seed, *sigma_range)
+    sigma = _uniform(s[1], [n], *sigma_range)
     t = tf.range(-radius, radius + 1, dtype=tf.float32)
-    k = tf.exp(-0.5 * tf.square(t / sigma))
-    k = k / tf.reduce_sum(k)
-    img = tf.pad(x, [[radius, radius], [radius, radius], [0, 0]], mode="REFLECT")[None]
-    ky = tf.tile(tf.reshape(k, (-1, 1, 1, 1)), (1, 1, c, 1))
-    kx = tf.reshape(ky, (1, -1, c, 1))
-    img = tf.nn.depthwise_conv2d(img, ky, (1, 1, 1, 1), "VALID")
-    return tf.nn.depthwise_conv2d(img, kx, (1, 1, 1, 1), "VALID")[0]
+    k = tf.exp(-0.5 * tf.square(t[None] / sigma[:, None]))
+    k = k / tf.reduce_sum(k, axis=1, keepdims=True)
+    on = _coin(s[0], n, prob)[:, None, None]
+    return tuple(tf.where(on, tf.einsum("nt,tij->nij", k, _reflect_taps(size, radius)), tf.eye(size))
+                 for size in (h, w))
 
 
-def _maybe(x, seed, prob, fn):
-    """fn(x) with probability prob (seed drawn for the coin), else x."""
-    if prob <= 0:
-        return x
-    s = tf.random.experimental.stateless_split(seed, 2)
-    return tf.cond(_uniform(s[0], 0.0, 1.0) < prob, lambda: fn(x, s[1]), lambda: x)
+def _apply(ly, lx, x, transpose=None):
+    """ly @ x @ lx.T for each patch and channel of x [N, H, W, C]; transposed (H <-> W) where
+    ``transpose`` [N] is set (square patches only)."""
+    _, h, w, c = x.shape
+    p = tf.matmul(ly, tf.reshape(x, [-1, h, w * c]))  # along y: [N, H, W*C]
+    p = tf.reshape(tf.transpose(tf.reshape(p, [-1, h, w, c]), [0, 2, 1, 3]), [-1, w, h * c])
+    q = tf.reshape(tf.matmul(lx, p), [-1, w, h, c])  # along x, already transposed: [N, W, H, C]
+    back = tf.transpose(q, [0, 2, 1, 3])
+    return back if transpose is None else tf.where(transpose[:, None, None, None], q, back)
+
+
+def _speckle(seed, shape, looks: float, s1_db_std):
+    """Multiplicative Gamma(L, 1/L) speckle of the S1 channels, in normalised dB: [N, H, W, S1]."""
+    g = tf.random.stateless_gamma(shape, seed, alpha=looks, beta=looks)
+    return tf.math.log(g) * ((10.0 / math.log(10.0)) / s1_db_std)  # ln -> dB -> normalised units
+
+
+def _jitter(seed, n, c: int, prob: float, brightness: float, contrast: float):
+    """Per-band (gain, shift), [N, C] each; (1, 0) for patches whose coin (p = prob) says no."""
+    s = tf.random.experimental.stateless_split(seed, 3)
+    on = _coin(s[0], n, prob)[:, None]
+    gain = tf.where(on, _uniform(s[1], [n, c], 1.0 - contrast, 1.0 + contrast), 1.0)
+    shift = tf.where(on, _uniform(s[2], [n, c], -brightness, brightness), 0.0)
+    return gain, shift
+
+
+def _check(x, cfg: AugmentConfig, s1_channels: int, s1_db_std):
+    if x.shape.rank != 4 or not x.shape[1:].is_fully_defined():
+        raise ValueError(f"augment_batch needs patches [N, H, W, C] with static H, W, C, got {x.shape}")
+    if not 0 <= s1_channels <= x.shape[-1]:
+        raise ValueError(f"s1_channels={s1_channels} outside 0..{x.shape[-1]}")
+    if not (cfg.speckle_looks > 0 and s1_channels > 0):
+        return None
+    if s1_db_std is None:
+        raise ValueError("speckle_looks > 0 needs s1_db_std (dB std of each S1 band)")
+    s1_db_std = np.asarray(s1_db_std, np.float32).reshape(-1)
+    if s1_db_std.shape != (s1_channels,) or not np.all(s1_db_std > 0):
+        raise ValueError(f"s1_db_std must be {s1_channels} positive values, got {s1_db_std}")
+    return s1_db_std
+
+
+def augment_batch(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None) -> tf.Tensor:
+    """One augmented view of every normalised patch of x [N, H, W, C], float32, same shape."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    s1_db_std = _check(x, cfg, s1_channels, s1_db_std)
+    _, h, w, c = x.shape
+    n = tf.shape(x)[0]
+    s = tf.random.experimental.stateless_split(seed, _N_SEEDS)
+    by, bx = _blur(s[6], n, h, w, cfg.blur_prob, cfg.blur_sigma) if cfg.blur_prob > 0 else (None, None)
+    resample = cfg.crop or cfg.flip or cfg.rotate90 or by is not None
+    if resample:  # geometry (gy, gx), then the blur, as two matrices
+        eye = (tf.eye(h, batch_shape=[n]), tf.eye(w, batch_shape=[n]))
+        gy, gx = _crop(s[0], n, h, w, cfg.crop_scale) if cfg.crop else eye
+        fy, fx, transpose = _dihedral(s, n, h == w, cfg)
+        gy, gx = _flip(gy, fy), _flip(gx, fx)
+        y = _apply(gy if by is None else by @ gy, gx if bx is None else bx @ gx, x, transpose)
+    else:
+        y = x
+    if s1_db_std is None and cfg.jitter_prob <= 0:
+        return y
+    # band means of the unblurred view: the mean of gy @ x @ gx.T weighs pixel (a, b) by the
+    # column sums gy[:, a] and gx[:, b] (a transpose leaves means alone)
+    if resample:
+        rows = tf.matmul(tf.reduce_sum(gy, 1)[:, None], tf.reshape(x, [-1, h, w * c]))  # [N, 1, W*C]
+        mean = tf.matmul(tf.reduce_sum(gx, 1)[:, None], tf.reshape(rows, [-1, w, c]))[:, 0] / (h * w)
+    else:
+        mean = tf.reduce_mean(x, axis=(1, 2))
+    if s1_db_std is not None:
+        noise = _speckle(s[4], [n, h, w, s1_channels], cfg.speckle_looks, s1_db_std)
+        mean += tf.pad(tf.reduce_mean(noise, axis=(1, 2)), [[0, 0], [0, c - s1_channels]])
+        noise = noise if by is None else _apply(by, bx, noise)  # the blur acts on the noise too
+        y = tf.concat([y[..., :s1_channels] + noise, y[..., s1_channels:]], axis=-1)
+    if cfg.jitter_prob <= 0:
+        return y
+    gain, shift = _jitter(s[5], n, c, cfg.jitter_prob, cfg.brightness, cfg.contrast)
+    return y * gain[:, None, None] + (mean * (1.0 - gain) + shift)[:, None, None]  # (y - mean) * gain + mean + shift
 
 
 def augment(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None) -> tf.Tensor:
-    """One augmented view of a normalised patch x [H, W, C] (static shape), float32, same shape."""
+    """One augmented view of one patch x [H, W, C] (a batch of one for ``augment_batch``)."""
     x = tf.convert_to_tensor(x, tf.float32)
-    if x.shape.rank != 3 or not x.shape.is_fully_defined():
-        raise ValueError(f"augment needs one patch with static shape [H, W, C], got {x.shape}")
-    if not 0 <= s1_channels <= x.shape[-1]:
-        raise ValueError(f"s1_channels={s1_channels} outside 0..{x.shape[-1]}")
-    speckle = cfg.speckle_looks > 0 and s1_channels > 0
-    if speckle:
-        if s1_db_std is None:
-            raise ValueError("speckle_looks > 0 needs s1_db_std (dB std of each S1 band)")
-        s1_db_std = np.asarray(s1_db_std, np.float32).reshape(-1)
-        if s1_db_std.shape != (s1_channels,) or not np.all(s1_db_std > 0):
-            raise ValueError(f"s1_db_std must be {s1_channels} positive values, got {s1_db_std}")
-    s = tf.random.experimental.stateless_split(seed, _N_SEEDS)
-    if cfg.crop:
-        x = _crop(x, s[0], cfg.crop_scale)
-    if cfg.flip:
-        x = tf.image.stateless_random_flip_left_right(x, s[1])
-        x = tf.image.stateless_random_flip_up_down(x, s[2])
-    if cfg.rotate90:
-        x = _rot90(x, s[3])
-    if speckle:
-        x = _speckle(x, s[4], cfg.speckle_looks, s1_db_std)
-    x = _maybe(x, s[5], cfg.jitter_prob, lambda v, r: _jitter(v, r, cfg.brightness, cfg.contrast))
-    return _maybe(x, s[6], cfg.blur_prob, lambda v, r: _blur(v, r, cfg.blur_sigma))
+    if x.shape.rank != 3:
+        raise ValueError(f"augment needs one patch [H, W, C], got {x.shape}; batches: augment_batch")
+    return augment_batch(x[None], seed, cfg, s1_channels, s1_db_std)[0]
 
 
 def two_views(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None):
-    """Two independent augmentations of x from two sub-seeds of seed."""
-    s = tf.random.experimental.stateless_split(seed, 2)
-    return tuple(augment(x, s[i], cfg, s1_channels, s1_db_std) for i in range(2))
+    """Two independent augmentations of every patch of x [N, H, W, C]: one batch of 2N patches."""
+    n = tf.shape(x)[0]
+    both = augment_batch(tf.concat([x, x], axis=0), seed, cfg, s1_channels, s1_db_std)
+    return both[:n], both[n:]
 
 
-def views_dataset(ds, cfg: AugmentConfig, seed: int, s1_channels: int = 0, s1_db_std=None):
-    """Dataset of patches [H, W, C] -> dataset of {"view1", "view2"}, fresh seeds every epoch."""
+def views_dataset(batches, cfg: AugmentConfig, seed: int, s1_channels: int = 0, s1_db_std=None):
+    """Dataset of patch batches [N, H, W, C] -> dataset of {"view1", "view2"}, fresh seeds every
+    epoch."""
     # Dataset.random yields only 32 random bits (values in [0, 2**32)); pairing them with the
-    # element index gives seeds that never collide within an epoch.
+    # batch index gives seeds that never collide within an epoch.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
     def views(indexed, r):
@@ -153,6 +234,6 @@ def views_dataset(ds, cfg: AugmentConfig, seed: int, s1_channels: int = 0, s1_db
         v1, v2 = two_views(x, tf.stack([r, i]), cfg, s1_channels, s1_db_std)
         return {"view1": v1, "view2": v2}
 
-    return tf.data.Dataset.zip((ds.enumerate(), seeds)).map(
+    return tf.data.Dataset.zip((batches.enumerate(), seeds)).map(
         views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )

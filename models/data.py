@@ -27,7 +27,6 @@ from senclr.models import augment
 
 SHUFFLE_BUFFER = 10_000  # records at most...
 SHUFFLE_MB = 256  # ...and at most this much host memory: 7,700 32x32 L1C records, 480 of 128x128
-PARSE_BATCH = 128  # records parsed together for SimCLR, whose views are drawn one patch at a time
 
 
 def _record_batches(files: list[str], batch: int, seed: int, deterministic: bool, shuffle: bool, buffer: int):
@@ -123,14 +122,14 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
 
         ds = records(global_batch).map(pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     else:
+        # Normalised (the augmentations work in standardised units), augmented a batch at a time
         parse = record_parser(m, bands["s1"], bands["s2"], batched=True, ids=False)
-        patches = records(PARSE_BATCH).map(lambda r: shape(select(parse(r), modality)),
-                                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        patches = records(global_batch).map(lambda r: shape(select(parse(r), modality)),
+                                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         s1_channels = len(bands["s1"]) if modality in ("s1", "s1s2") else 0
         s1_std = np.array([m["statistics"][b]["std"] for b in bands["s1"]], np.float32) if s1_channels else None
-        ds = augment.views_dataset(patches.unbatch(), augment_cfg or augment.AugmentConfig(), seed,
+        ds = augment.views_dataset(patches, augment_cfg or augment.AugmentConfig(), seed,
                                    s1_channels=s1_channels, s1_db_std=s1_std)
-        ds = ds.batch(global_batch, drop_remainder=True)
     return _with_options(ds.prefetch(tf.data.AUTOTUNE), deterministic, len(files), workers)
 
 

@@ -1,4 +1,5 @@
-"""models/augment.py: SimCLR views for S1/S2 patches (shapes, alignment, determinism, noise)."""
+"""models/augment.py: SimCLR views for S1/S2 patches (shapes, alignment, determinism, noise, and
+the matrix form against the operations it stands for)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from senclr.models.augment import AugmentConfig, augment, two_views, views_dataset  # noqa: E402
+from senclr.models import augment as aug  # noqa: E402
+from senclr.models.augment import AugmentConfig, augment, augment_batch, two_views, views_dataset  # noqa: E402
 
 OFF = AugmentConfig(crop=False, flip=False, rotate90=False, jitter_prob=0.0, blur_prob=0.0)
 GEOMETRIC = AugmentConfig(jitter_prob=0.0, blur_prob=0.0)
@@ -34,6 +36,8 @@ def test_shape_and_dtype_kept_with_every_op(c, hw):
     out = augment(noise(*hw, c), seed(c), ALL_ON, s1_channels=2, s1_db_std=[3.0, 4.0])
     assert out.shape == (*hw, c) and out.dtype == tf.float32
     assert np.all(np.isfinite(out.numpy()))
+    batch = augment_batch(np.stack([noise(*hw, c, s) for s in range(5)]), seed(c), ALL_ON, 2, [3.0, 4.0])
+    assert batch.shape == (5, *hw, c) and np.all(np.isfinite(batch.numpy()))
 
 
 def test_geometric_ops_keep_band_order():
@@ -80,12 +84,37 @@ def test_same_seed_bit_identical_different_seeds_differ():
     x, kw = noise(16, 16, 4), dict(s1_channels=2, s1_db_std=[3.0, 4.0])
     np.testing.assert_array_equal(run(x, ALL_ON, 1, **kw), run(x, ALL_ON, 1, **kw))
     assert not np.allclose(run(x, ALL_ON, 1, **kw), run(x, ALL_ON, 2, **kw))
-    v1, v2 = two_views(x, seed(1), ALL_ON, **kw)
-    assert not np.allclose(v1, v2)
+    v1, v2 = two_views(x[None], seed(1), ALL_ON, **kw)
+    assert v1.shape == v2.shape == (1, *x.shape) and not np.allclose(v1, v2)
+
+
+def test_rotations_alone_are_rotations_and_flips_alone_are_flips():
+    x = noise(16, 16, 3)
+    rot = augment_batch(np.stack([x] * 16), seed(4), AugmentConfig(crop=False, flip=False, jitter_prob=0.0,
+                                                                     blur_prob=0.0)).numpy()
+    flips = augment_batch(np.stack([x] * 16), seed(4), AugmentConfig(crop=False, rotate90=False, jitter_prob=0.0,
+                                                                       blur_prob=0.0)).numpy()
+    rotations = [np.rot90(x, k, axes=(0, 1)) for k in range(4)]
+    mirrors = [x, x[::-1], x[:, ::-1], x[::-1, ::-1]]
+    for seen, allowed in ((rot, rotations), (flips, mirrors)):
+        kinds = {next(j for j, t in enumerate(allowed) if np.array_equal(o, t)) for o in seen}  # each one of them
+        assert len(kinds) >= 3
+    wide = augment_batch(np.stack([noise(8, 12, 2)] * 8), seed(4), AugmentConfig(crop=False, flip=False,
+                                                                                   jitter_prob=0.0, blur_prob=0.0))
+    for o in wide.numpy():  # non-square: only the half turn
+        assert np.array_equal(o, noise(8, 12, 2)) or np.array_equal(o, noise(8, 12, 2)[::-1, ::-1])
+
+
+def test_every_patch_of_a_batch_draws_its_own_transform():
+    x = noise(16, 16, 3)
+    cfg = AugmentConfig(crop=False, jitter_prob=0.0, blur_prob=0.0)
+    out = augment_batch(np.stack([x] * 16), seed(3), cfg).numpy()
+    kinds = {[j for j, t in enumerate(dihedral(x)) if np.array_equal(o, t)][0] for o in out}
+    assert len(kinds) >= 4  # 16 draws from 8 transforms
 
 
 def test_views_dataset_reproducible_and_rerandomized():
-    ds = tf.data.Dataset.from_tensor_slices(np.stack([noise(16, 16, 3, s) for s in range(4)]))
+    ds = tf.data.Dataset.from_tensor_slices(np.stack([noise(16, 16, 3, s) for s in range(8)])).batch(2)
 
     def epoch(d):
         return [(e["view1"], e["view2"]) for e in d.as_numpy_iterator()]
@@ -93,7 +122,7 @@ def test_views_dataset_reproducible_and_rerandomized():
     a = views_dataset(ds, AugmentConfig(), seed=7)
     first, second = epoch(a), epoch(a)
     again = epoch(views_dataset(ds, AugmentConfig(), seed=7))
-    assert len(first) == 4 and first[0][0].shape == (16, 16, 3)
+    assert len(first) == 4 and first[0][0].shape == (2, 16, 16, 3)
     assert all(not np.allclose(v1, v2) for v1, v2 in first)
     for (p1, p2), (q1, q2) in zip(first, again):  # same seed, fresh dataset: same first epoch
         np.testing.assert_array_equal(p1, q1)
@@ -161,16 +190,60 @@ def test_speckle_needs_matching_s1_db_std():
         augment(x, seed(0), cfg, s1_channels=2, s1_db_std=[3.0])
 
 
-def test_blur_equals_a_reflect_padded_gaussian_reference():
-    """The matrix form of the blur computes exactly the reflect-padded separable convolution."""
-    from senclr.models.augment import _blur
+def reflect_blur(x, k):
+    """Reference: separable convolution of x [H, W, C] with taps k after REFLECT padding."""
+    r = len(k) // 2
+    h, w = x.shape[:2]
+    p = np.pad(x.astype(np.float64), ((r, r), (r, r), (0, 0)), mode="reflect")  # TF's REFLECT
+    rows = sum(k[j] * p[j:j + h] for j in range(len(k)))
+    return sum(k[j] * rows[:, j:j + w] for j in range(len(k)))
 
+
+def test_blur_matrices_equal_a_reflect_padded_gaussian_reference():
     x = np.random.default_rng(9).normal(size=(16, 12, 3)).astype(np.float32)
-    got = _blur(tf.constant(x), tf.constant([3, 4]), (1.0, 1.0)).numpy()  # sigma fixed at 1 px: 3 px radius
+    by, bx = aug._blur(tf.constant([3, 4]), 1, 16, 12, 1.0, (1.0, 1.0))  # sigma fixed at 1 px: 3 px radius
+    got = aug._apply(by, bx, x[None])[0].numpy()
     t = np.arange(-3, 4)
     k = np.exp(-0.5 * t**2)
-    k /= k.sum()
-    p = np.pad(x.astype(np.float64), ((3, 3), (3, 3), (0, 0)), mode="reflect")  # TF's REFLECT
-    rows = sum(k[j] * p[j:j + 16] for j in range(7))
-    want = sum(k[j] * rows[:, j:j + 12] for j in range(7))
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, reflect_blur(x, k / k.sum()), rtol=1e-5, atol=1e-5)
+
+
+def test_crop_matrices_sample_as_crop_and_resize():
+    n, x = 8, np.stack([noise(24, 24, 3, s) for s in range(8)])
+    gy, gx = aug._crop(seed(5), n, 24, 24, (0.25, 1.0))
+    s = tf.random.experimental.stateless_split(seed(5), 4)  # the same draws as _crop
+    area = aug._uniform(s[0], [n], 0.25, 1.0)
+    ratio = tf.exp(aug._uniform(s[1], [n], *aug._LOG_RATIO))
+    ch, cw = tf.minimum(tf.sqrt(area / ratio), 1.0), tf.minimum(tf.sqrt(area * ratio), 1.0)
+    y0, x0 = aug._uniform(s[2], [n]) * (1 - ch), aug._uniform(s[3], [n]) * (1 - cw)
+    boxes = tf.stack([y0, x0, y0 + ch, x0 + cw], axis=1)
+    want = tf.image.crop_and_resize(x, boxes, tf.range(n), [24, 24]).numpy()
+    assert np.abs(want - x).max() > 0.1  # the crops did something
+    np.testing.assert_allclose(aug._apply(gy, gx, x).numpy(), want, atol=2e-6)
+
+
+def test_folded_chain_equals_the_operations_applied_in_order():
+    """Matrices and the jitter moved after the blur give what crop, flips, rotation, speckle,
+    jitter and blur give one after another (each op has its own sub-seed, so the geometric-only
+    config draws the same geometry)."""
+    n, std = 6, np.array([3.0, 4.0], np.float32)
+    x = np.stack([noise(16, 16, 5, s) + np.arange(5, dtype=np.float32) for s in range(n)])
+    cfg = AugmentConfig(jitter_prob=0.5, blur_prob=0.5, speckle_looks=4.0)
+    got = augment_batch(x, seed(8), cfg, 2, std).numpy()
+    geo = augment_batch(x, seed(8), GEOMETRIC).numpy().astype(np.float64)
+    s = tf.random.experimental.stateless_split(seed(8), aug._N_SEEDS)
+    speckle = aug._speckle(s[4], [n, 16, 16, 2], 4.0, std).numpy()
+    gain, shift = (v.numpy() for v in aug._jitter(s[5], n, 5, 0.5, cfg.brightness, cfg.contrast))
+    b = tf.random.experimental.stateless_split(s[6], 2)  # _blur's coin and sigma
+    on, sigma = aug._coin(b[0], n, 0.5).numpy(), aug._uniform(b[1], [n], *cfg.blur_sigma).numpy()
+    assert 0 < on.sum() < n and 0 < (gain != 1).any(axis=1).sum() < n  # both kinds of patch
+    r = min(math.ceil(3 * cfg.blur_sigma[1]), 15)
+    for i in range(n):
+        z = geo[i].copy()
+        z[..., :2] += speckle[i]
+        mean = z.mean((0, 1))
+        z = (z - mean) * gain[i] + mean + shift[i]
+        if on[i]:
+            k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma[i]) ** 2)
+            z = reflect_blur(z, k / k.sum())
+        np.testing.assert_allclose(got[i], z, atol=2e-4)
