@@ -87,6 +87,34 @@ class _policy:
         keras.config.set_dtype_policy(self.old)
 
 
+class _op_determinism:
+    """TensorFlow's op determinism for a block when ``on``, then as it was before: it is
+    process-wide, and without this a deterministic run would leave every later one in the
+    process (a notebook) deterministic and without XLA (Keras drops ``jit_compile`` under it).
+    TensorFlow's only switch back is private; where it is missing, determinism stays on."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __enter__(self):
+        if self.on:
+            self.config = _private_determinism_config()
+            self.was = self.config.is_op_determinism_enabled() if self.config else True
+            tf.config.experimental.enable_op_determinism()
+
+    def __exit__(self, *exc):
+        if self.on and not self.was:
+            self.config.disable_op_determinism()
+
+
+def _private_determinism_config():
+    try:
+        from tensorflow.python.framework import config  # private: is_/disable_op_determinism
+    except ImportError:
+        return None
+    return config if hasattr(config, "disable_op_determinism") and hasattr(config, "is_op_determinism_enabled") else None
+
+
 class HistoryCSV(keras.callbacks.Callback):
     """history.csv rewritten whole after every epoch (append is not possible on gs://).
 
@@ -151,6 +179,11 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
     Returns the saved config (with ``history``) plus ``model_dir``.
     """
     spec = (spec or TrainSpec()).replace(**changes)
+    with _op_determinism(spec.deterministic):
+        return _train(data, model_dir, spec, overwrite, strategy)
+
+
+def _train(data: str, model_dir: str, spec: TrainSpec, overwrite: bool, strategy) -> dict:
     m, spec, fingerprint, state = preflight_run(data, model_dir, spec, overwrite)
     b1, b2 = list(spec.s1_bands), list(spec.s2_bands)
     chief = strategy_lib.is_chief()
@@ -162,8 +195,6 @@ def train(data: str, model_dir: str, spec: TrainSpec | None = None, overwrite: b
     n_train = check_split_size(m, data, spec.batch_size, replicas)
 
     keras.utils.set_random_seed(spec.seed)
-    if spec.deterministic:
-        tf.config.experimental.enable_op_determinism()
     bands = {"s1": b1, "s2": b2}
     train_ds, val_ds, val_steps = _datasets(data, m, spec, bands, strategy_lib.worker_count(),
                                             isinstance(strategy, tf.distribute.TPUStrategy))

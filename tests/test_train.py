@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -241,6 +242,30 @@ def test_deterministic_reruns_give_identical_encoders(tiny, tmp_path, method):
     assert len(encoders[0]) > 0
     for x, y in zip(*encoders):
         np.testing.assert_array_equal(x, y)
+
+
+def test_a_deterministic_run_leaves_op_determinism_as_it_found_it(tiny, tmp_path):
+    """Op determinism is process-wide: on for a --deterministic run, off again after it (a later
+    run in the same notebook gets XLA back), on still if it was on before."""
+    from tensorflow.python.framework import config  # the private query and switch back
+
+    was = config.is_op_determinism_enabled()
+    try:
+        config.disable_op_determinism()
+        seen, enable = [], tf.config.experimental.enable_op_determinism
+
+        def enable_and_note():
+            enable()
+            seen.append(config.is_op_determinism_enabled())
+
+        with mock.patch.object(tf.config.experimental, "enable_op_determinism", enable_and_note):
+            train(tiny, str(tmp_path / "a"), deterministic=True, **FAST)
+        assert seen == [True] and not config.is_op_determinism_enabled()
+        config.enable_op_determinism()
+        train(tiny, str(tmp_path / "b"), deterministic=True, **FAST)
+        assert config.is_op_determinism_enabled()
+    finally:
+        (config.enable_op_determinism if was else config.disable_op_determinism)()
 
 
 # ---- resume -----------------------------------------------------------------------------------
