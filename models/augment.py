@@ -28,7 +28,10 @@ transpose after flips. The jitter, an affine map per band, is applied last: the 
 constants (normalised kernel, reflect padding), so it commutes with the jitter as long as the
 band means are those of the unblurred patch, which come from the column sums of the matrices.
 With every geometric op and the blur off, patches are not resampled at all; with crop off,
-the flips and rotations are exact (permutation matrices).
+the flips and rotations are exact (permutation matrices). The matrices' work grows with the
+cube of the patch side, per-patch ops' with its square: ``views_dataset`` draws patches larger
+than ``DENSE_MAX`` one at a time (``senclr.models.augment_patch``: the same operations and
+distributions through ``tf.image`` ops, other random numbers).
 
 Determinism: only stateless random ops are used. A batch's [2] seed is split into one sub-seed
 per operation (a fixed number, whether or not the op is on, so toggling one op leaves the draws
@@ -46,10 +49,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from senclr.models import augment_patch
 from senclr.models.augment_config import AugmentConfig  # noqa: F401  (re-exported)
+from senclr.models.augment_patch import DB_PER_NEPER, LOG_RATIO, N_SEEDS, check_s1
 
-_LOG_RATIO = (math.log(3 / 4), math.log(4 / 3))
-_N_SEEDS = 7  # one each: crop, flip_lr, flip_ud, rot90, speckle, jitter, blur
+# Largest patch side for the batched matrices. Their work grows with the cube of the side, that
+# of per-patch ops with its square; against per-patch views in one run (2 cores): 3x as fast at
+# 32 px, 1.4x at 64, 0.8x at 128 (docs/performance.md). Larger patches go per patch.
+DENSE_MAX = 64
 
 
 def _uniform(seed, shape, lo=0.0, hi=1.0):
@@ -77,7 +84,7 @@ def _crop(seed, n, h: int, w: int, scale):
     """Resampling matrices ([N, H, H], [N, W, W]) of random resized crops."""
     s = tf.random.experimental.stateless_split(seed, 4)
     area = _uniform(s[0], [n], *scale)
-    ratio = tf.exp(_uniform(s[1], [n], *_LOG_RATIO))  # width / height, log-uniform
+    ratio = tf.exp(_uniform(s[1], [n], *LOG_RATIO))  # width / height, log-uniform
     ch = tf.minimum(tf.sqrt(area / ratio), 1.0)
     cw = tf.minimum(tf.sqrt(area * ratio), 1.0)
     y0 = _uniform(s[2], [n]) * (1.0 - ch)
@@ -143,7 +150,7 @@ def _apply(ly, lx, x, transpose=None):
 def _speckle(seed, shape, looks: float, s1_db_std):
     """Multiplicative Gamma(L, 1/L) speckle of the S1 channels, in normalised dB: [N, H, W, S1]."""
     g = tf.random.stateless_gamma(shape, seed, alpha=looks, beta=looks)
-    return tf.math.log(g) * ((10.0 / math.log(10.0)) / s1_db_std)  # ln -> dB -> normalised units
+    return tf.math.log(g) * (DB_PER_NEPER / s1_db_std)  # ln -> dB -> normalised units
 
 
 def _jitter(seed, n, c: int, prob: float, brightness: float, contrast: float):
@@ -155,28 +162,15 @@ def _jitter(seed, n, c: int, prob: float, brightness: float, contrast: float):
     return gain, shift
 
 
-def _check(x, cfg: AugmentConfig, s1_channels: int, s1_db_std):
-    if x.shape.rank != 4 or not x.shape[1:].is_fully_defined():
-        raise ValueError(f"augment_batch needs patches [N, H, W, C] with static H, W, C, got {x.shape}")
-    if not 0 <= s1_channels <= x.shape[-1]:
-        raise ValueError(f"s1_channels={s1_channels} outside 0..{x.shape[-1]}")
-    if not (cfg.speckle_looks > 0 and s1_channels > 0):
-        return None
-    if s1_db_std is None:
-        raise ValueError("speckle_looks > 0 needs s1_db_std (dB std of each S1 band)")
-    s1_db_std = np.asarray(s1_db_std, np.float32).reshape(-1)
-    if s1_db_std.shape != (s1_channels,) or not np.all(s1_db_std > 0):
-        raise ValueError(f"s1_db_std must be {s1_channels} positive values, got {s1_db_std}")
-    return s1_db_std
-
-
 def augment_batch(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None) -> tf.Tensor:
     """One augmented view of every normalised patch of x [N, H, W, C], float32, same shape."""
     x = tf.convert_to_tensor(x, tf.float32)
-    s1_db_std = _check(x, cfg, s1_channels, s1_db_std)
+    if x.shape.rank != 4 or not x.shape[1:].is_fully_defined():
+        raise ValueError(f"augment_batch needs patches [N, H, W, C] with static H, W, C, got {x.shape}")
+    s1_db_std = check_s1(cfg, x.shape[-1], s1_channels, s1_db_std)
     _, h, w, c = x.shape
     n = tf.shape(x)[0]
-    s = tf.random.experimental.stateless_split(seed, _N_SEEDS)
+    s = tf.random.experimental.stateless_split(seed, N_SEEDS)
     by, bx = _blur(s[6], n, h, w, cfg.blur_prob, cfg.blur_sigma) if cfg.blur_prob > 0 else (None, None)
     resample = cfg.crop or cfg.flip or cfg.rotate90 or by is not None
     if resample:  # geometry (gy, gx), then the blur, as two matrices
@@ -223,8 +217,14 @@ def two_views(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None)
 
 
 def views_dataset(batches, cfg: AugmentConfig, seed: int, s1_channels: int = 0, s1_db_std=None):
-    """Dataset of patch batches [N, H, W, C] -> dataset of {"view1", "view2"}, fresh seeds every
-    epoch."""
+    """Dataset of patch batches [N, H, W, C] (N static) -> dataset of {"view1", "view2"} batches,
+    fresh seeds every epoch. Patches larger than DENSE_MAX go through ``augment_patch``."""
+    n, h, w, _ = batches.element_spec.shape
+    if max(h, w) > DENSE_MAX:
+        if n is None:
+            raise ValueError("views_dataset needs batches of a static size (batch with drop_remainder=True)")
+        views = augment_patch.views_dataset(batches.unbatch(), cfg, seed, s1_channels, s1_db_std)
+        return views.batch(n, drop_remainder=True)
     # Dataset.random yields only 32 random bits (values in [0, 2**32)); pairing them with the
     # batch index gives seeds that never collide within an epoch.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)

@@ -124,7 +124,8 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
     else:
         # Normalised (the augmentations work in standardised units), augmented a batch at a time
         parse = record_parser(m, bands["s1"], bands["s2"], batched=True, ids=False)
-        patches = records(global_batch).map(lambda r: shape(select(parse(r), modality)),
+        full = lambda x: tf.ensure_shape(x, [global_batch, h, w, x.shape[-1]])  # noqa: E731  (drop_remainder)
+        patches = records(global_batch).map(lambda r: full(select(parse(r), modality)),
                                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         s1_channels = len(bands["s1"]) if modality in ("s1", "s1s2") else 0
         s1_std = np.array([m["statistics"][b]["std"] for b in bands["s1"]], np.float32) if s1_channels else None
