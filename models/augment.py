@@ -216,15 +216,18 @@ def two_views(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None)
     return both[:n], both[n:]
 
 
-def views_dataset(batches, cfg: AugmentConfig, seed: int, s1_channels: int = 0, s1_db_std=None):
-    """Dataset of patch batches [N, H, W, C] (N static) -> dataset of {"view1", "view2"} batches,
-    fresh seeds every epoch. Patches larger than DENSE_MAX go through ``augment_patch``."""
+def views_dataset(batches, cfg: AugmentConfig, seed: int, s1_channels: int = 0, s1_db_std=None,
+                  batch: int | None = None):
+    """Dataset of patch batches [N, H, W, C] (N static) -> dataset of {"view1", "view2"}
+    batches of ``batch`` patches (default N), fresh seeds every epoch. Patches larger than
+    DENSE_MAX go through ``augment_patch``."""
     n, h, w, _ = batches.element_spec.shape
+    if n is None:
+        raise ValueError("views_dataset needs batches of a static size (batch with drop_remainder=True)")
+    batch = batch or n
     if max(h, w) > DENSE_MAX:
-        if n is None:
-            raise ValueError("views_dataset needs batches of a static size (batch with drop_remainder=True)")
         views = augment_patch.views_dataset(batches.unbatch(), cfg, seed, s1_channels, s1_db_std)
-        return views.batch(n, drop_remainder=True)
+        return views.batch(batch, drop_remainder=True)
     # Dataset.random yields only 32 random bits (values in [0, 2**32)); pairing them with the
     # batch index gives seeds that never collide within an epoch.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
@@ -234,6 +237,7 @@ def views_dataset(batches, cfg: AugmentConfig, seed: int, s1_channels: int = 0, 
         v1, v2 = two_views(x, tf.stack([r, i]), cfg, s1_channels, s1_db_std)
         return {"view1": v1, "view2": v2}
 
-    return tf.data.Dataset.zip((batches.enumerate(), seeds)).map(
+    out = tf.data.Dataset.zip((batches.enumerate(), seeds)).map(
         views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
+    return out if batch == n else out.rebatch(batch, drop_remainder=True)

@@ -27,6 +27,7 @@ from senclr.models import augment
 
 SHUFFLE_BUFFER = 10_000  # records at most...
 SHUFFLE_MB = 256  # ...and at most this much host memory: 7,700 32x32 L1C records, 480 of 128x128
+AUGMENT_CHUNK = 128  # SimCLR: patches parsed and augmented per call, then batched to the global batch
 
 
 def _record_batches(files: list[str], batch: int, seed: int, deterministic: bool, shuffle: bool, buffer: int):
@@ -122,15 +123,18 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
 
         ds = records(global_batch).map(pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     else:
-        # Normalised (the augmentations work in standardised units), augmented a batch at a time
+        # Normalised (the augmentations work in standardised units) and augmented in chunks of at
+        # most AUGMENT_CHUNK patches, then batched to the global batch: a call's float32 copies
+        # stay small at paper-scale batches (4096 x 128 x 128 x 15 would be 4 GB each)
+        chunk = min(global_batch, AUGMENT_CHUNK)
         parse = record_parser(m, bands["s1"], bands["s2"], batched=True, ids=False)
-        full = lambda x: tf.ensure_shape(x, [global_batch, h, w, x.shape[-1]])  # noqa: E731  (drop_remainder)
-        patches = records(global_batch).map(lambda r: full(select(parse(r), modality)),
-                                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        full = lambda x: tf.ensure_shape(x, [chunk, h, w, x.shape[-1]])  # noqa: E731  (drop_remainder)
+        patches = records(chunk).map(lambda r: full(select(parse(r), modality)),
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         s1_channels = len(bands["s1"]) if modality in ("s1", "s1s2") else 0
         s1_std = np.array([m["statistics"][b]["std"] for b in bands["s1"]], np.float32) if s1_channels else None
         ds = augment.views_dataset(patches, augment_cfg or augment.AugmentConfig(), seed,
-                                   s1_channels=s1_channels, s1_db_std=s1_std)
+                                   s1_channels=s1_channels, s1_db_std=s1_std, batch=global_batch)
     return _with_options(ds.prefetch(tf.data.AUTOTUNE), deterministic, len(files), workers)
 
 

@@ -144,10 +144,14 @@ def test_views_dataset_reproducible_and_rerandomized(size):
         np.testing.assert_array_equal(p1, q1)
         np.testing.assert_array_equal(p2, q2)
     assert not np.allclose(first[0][0], second[0][0])  # each epoch draws new views
+    merged = epoch(views_dataset(ds, AugmentConfig(), seed=7, batch=4))  # chunks of 2, batches of 4
+    assert len(merged) == 2 and merged[0][0].shape == (4, size, size, 3)
+    np.testing.assert_array_equal(merged[0][0], np.concatenate([again[0][0], again[1][0]]))
 
 
-def test_large_patches_need_batches_of_a_static_size():
-    ds = tf.data.Dataset.from_tensor_slices(np.zeros((3, 72, 72, 2), np.float32)).batch(2)  # last batch short
+@pytest.mark.parametrize("size", [16, 72])
+def test_views_need_batches_of_a_static_size(size):
+    ds = tf.data.Dataset.from_tensor_slices(np.zeros((3, size, size, 2), np.float32)).batch(2)  # last one short
     with pytest.raises(ValueError, match="drop_remainder"):
         views_dataset(ds, AugmentConfig(), seed=0)
 

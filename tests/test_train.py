@@ -137,10 +137,15 @@ def test_shuffle_buffer_is_bounded_in_bytes_not_only_records():
     assert shuffle_buffer(m, 2048, 2048) == 64
 
 
-def test_simclr_input_gives_two_views_of_the_stacked_modality(tiny):
+@pytest.mark.parametrize("chunk", [128, 2])  # one call per batch; batches built of 4 chunks
+def test_simclr_input_gives_two_views_of_the_stacked_modality(tiny, chunk, monkeypatch):
+    from senclr.models import data
+
+    monkeypatch.setattr(data, "AUGMENT_CHUNK", chunk)
     m = manifest_lib.read(tiny, kind="dataset")
     bands = {"s1": ["VV", "VH"], "s2": ["B2", "B3", "B4"]}
     ds = pretraining_dataset(tiny, m, "train", "simclr", bands, global_batch=8, modality="s1s2")
+    assert ds.element_spec["view1"].shape == (8, 16, 16, 5)  # static, as XLA and TPUs need
     batch = next(iter(ds))
     assert sorted(batch) == ["view1", "view2"] and batch["view1"].shape == (8, 16, 16, 5)
     assert batch["view1"].dtype == tf.float32
