@@ -44,23 +44,19 @@ new iterator alike.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import tensorflow as tf
 
 from senclr.models import augment_patch
 from senclr.models.augment_config import AugmentConfig  # noqa: F401  (re-exported)
-from senclr.models.augment_patch import DB_PER_NEPER, LOG_RATIO, N_SEEDS, check_s1
+from senclr.models.augment_patch import N_SEEDS, blur_radius, check_s1, crop_window, gaussian_taps, seeded_map, speckle_db
+from senclr.models.augment_patch import uniform as _uniform
 
 # Largest patch side for the batched matrices. Their work grows with the cube of the side, that
 # of per-patch ops with its square; against per-patch views in one run (2 cores): 3x as fast at
 # 32 px, 1.4x at 64, 0.8x at 128 (docs/performance.md). Larger patches go per patch.
 DENSE_MAX = 64
-
-
-def _uniform(seed, shape, lo=0.0, hi=1.0):
-    return tf.random.stateless_uniform(shape, seed, lo, hi, dtype=tf.float32)
 
 
 def _coin(seed, n, p):
@@ -82,13 +78,7 @@ def _resample(start, extent, size: int):
 
 def _crop(seed, n, h: int, w: int, scale):
     """Resampling matrices ([N, H, H], [N, W, W]) of random resized crops."""
-    s = tf.random.experimental.stateless_split(seed, 4)
-    area = _uniform(s[0], [n], *scale)
-    ratio = tf.exp(_uniform(s[1], [n], *LOG_RATIO))  # width / height, log-uniform
-    ch = tf.minimum(tf.sqrt(area / ratio), 1.0)
-    cw = tf.minimum(tf.sqrt(area * ratio), 1.0)
-    y0 = _uniform(s[2], [n]) * (1.0 - ch)
-    x0 = _uniform(s[3], [n]) * (1.0 - cw)
+    y0, ch, x0, cw = crop_window(seed, scale, [n])
     return _resample(y0, ch, h), _resample(x0, cw, w)
 
 
@@ -125,12 +115,9 @@ def _reflect_taps(size: int, radius: int) -> np.ndarray:
 def _blur(seed, n, h: int, w: int, prob: float, sigma_range):
     """Blur matrices ([N, H, H], [N, W, W]): a reflect-padded Gaussian of std ~ U(sigma_range) px
     where the patch's coin (p = prob) says so, else the identity."""
-    radius = min(math.ceil(3 * sigma_range[1]), h - 1, w - 1)  # one reflection: radius < size
+    radius = blur_radius(sigma_range, h, w)
     s = tf.random.experimental.stateless_split(seed, 2)
-    sigma = _uniform(s[1], [n], *sigma_range)
-    t = tf.range(-radius, radius + 1, dtype=tf.float32)
-    k = tf.exp(-0.5 * tf.square(t[None] / sigma[:, None]))
-    k = k / tf.reduce_sum(k, axis=1, keepdims=True)
+    k = gaussian_taps(_uniform(s[1], [n], *sigma_range), radius)
     on = _coin(s[0], n, prob)[:, None, None]
     return tuple(tf.where(on, tf.einsum("nt,tij->nij", k, _reflect_taps(size, radius)), tf.eye(size))
                  for size in (h, w))
@@ -145,12 +132,6 @@ def _apply(ly, lx, x, transpose=None):
     q = tf.reshape(tf.matmul(lx, p), [-1, w, h, c])  # along x, already transposed: [N, W, H, C]
     back = tf.transpose(q, [0, 2, 1, 3])
     return back if transpose is None else tf.where(transpose[:, None, None, None], q, back)
-
-
-def _speckle(seed, shape, looks: float, s1_db_std):
-    """Multiplicative Gamma(L, 1/L) speckle of the S1 channels, in normalised dB: [N, H, W, S1]."""
-    g = tf.random.stateless_gamma(shape, seed, alpha=looks, beta=looks)
-    return tf.math.log(g) * (DB_PER_NEPER / s1_db_std)  # ln -> dB -> normalised units
 
 
 def _jitter(seed, n, c: int, prob: float, brightness: float, contrast: float):
@@ -191,7 +172,7 @@ def augment_batch(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=N
     else:
         mean = tf.reduce_mean(x, axis=(1, 2))
     if s1_db_std is not None:
-        noise = _speckle(s[4], [n, h, w, s1_channels], cfg.speckle_looks, s1_db_std)
+        noise = speckle_db(s[4], [n, h, w, s1_channels], cfg.speckle_looks, s1_db_std)
         mean += tf.pad(tf.reduce_mean(noise, axis=(1, 2)), [[0, 0], [0, c - s1_channels]])
         noise = noise if by is None else _apply(by, bx, noise)  # the blur acts on the noise too
         y = tf.concat([y[..., :s1_channels] + noise, y[..., s1_channels:]], axis=-1)
@@ -226,18 +207,12 @@ def views_dataset(batches, cfg: AugmentConfig, seed: int, s1_channels: int = 0, 
         raise ValueError("views_dataset needs batches of a static size (batch with drop_remainder=True)")
     batch = batch or n
     if max(h, w) > DENSE_MAX:
-        views = augment_patch.views_dataset(batches.unbatch(), cfg, seed, s1_channels, s1_db_std)
-        return views.batch(batch, drop_remainder=True)
-    # Dataset.random yields only 32 random bits (values in [0, 2**32)); pairing them with the
-    # batch index gives seeds that never collide within an epoch.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        each = augment_patch.views_dataset(batches.unbatch(), cfg, seed, s1_channels, s1_db_std)
+        return each.batch(batch, drop_remainder=True)
 
-    def views(indexed, r):
-        i, x = indexed
-        v1, v2 = two_views(x, tf.stack([r, i]), cfg, s1_channels, s1_db_std)
+    def views(x, s):
+        v1, v2 = two_views(x, s, cfg, s1_channels, s1_db_std)
         return {"view1": v1, "view2": v2}
 
-    out = tf.data.Dataset.zip((batches.enumerate(), seeds)).map(
-        views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    out = seeded_map(batches, seed, views)
     return out if batch == n else out.rebatch(batch, drop_remainder=True)

@@ -45,19 +45,51 @@ def check_s1(cfg: AugmentConfig, channels: int, s1_channels: int, s1_db_std):
     return s1_db_std
 
 
-def _uniform(seed, lo, hi, shape=()):
+def uniform(seed, shape=(), lo=0.0, hi=1.0):
     return tf.random.stateless_uniform(shape, seed, lo, hi, dtype=tf.float32)
+
+
+def crop_window(seed, scale, shape=()):
+    """(y0, height, x0, width) of random resized crops, fractions of the patch, each of ``shape``."""
+    s = tf.random.experimental.stateless_split(seed, 4)
+    area = uniform(s[0], shape, *scale)
+    ratio = tf.exp(uniform(s[1], shape, *LOG_RATIO))  # width / height, log-uniform
+    h = tf.minimum(tf.sqrt(area / ratio), 1.0)
+    w = tf.minimum(tf.sqrt(area * ratio), 1.0)
+    return uniform(s[2], shape) * (1.0 - h), h, uniform(s[3], shape) * (1.0 - w), w
+
+
+def blur_radius(sigma_range, h: int, w: int) -> int:
+    """Taps each side of the blur kernel: 3 sigma, less than the patch (REFLECT pads once)."""
+    return min(math.ceil(3 * sigma_range[1]), h - 1, w - 1)
+
+
+def gaussian_taps(sigma, radius: int):
+    """Normalised Gaussian taps [..., 2r+1] of std ``sigma`` [...] px."""
+    t = tf.range(-radius, radius + 1, dtype=tf.float32)
+    k = tf.exp(-0.5 * tf.square(t / sigma[..., None]))
+    return k / tf.reduce_sum(k, axis=-1, keepdims=True)
+
+
+def speckle_db(seed, shape, looks: float, s1_db_std):
+    """Multiplicative Gamma(L, 1/L) speckle of the S1 bands, in normalised dB: ``shape`` [..., S1]."""
+    g = tf.random.stateless_gamma(shape, seed, alpha=looks, beta=looks)
+    return tf.math.log(g) * (DB_PER_NEPER / s1_db_std)  # ln -> dB -> normalised units
+
+
+def seeded_map(ds, seed: int, fn):
+    """ds.map(fn(element, [2] seed)) in order, with fresh seeds every epoch."""
+    # Dataset.random yields only 32 random bits (values in [0, 2**32)); pairing them with the
+    # element index gives seeds that never collide within an epoch.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((ds.enumerate(), seeds)).map(
+        lambda indexed, r: fn(indexed[1], tf.stack([r, indexed[0]])),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _crop(x, seed, scale):
     """Random resized crop, output size = input size."""
-    s = tf.random.experimental.stateless_split(seed, 4)
-    area = _uniform(s[0], *scale)
-    ratio = tf.exp(_uniform(s[1], *LOG_RATIO))  # width / height, log-uniform
-    h = tf.minimum(tf.sqrt(area / ratio), 1.0)
-    w = tf.minimum(tf.sqrt(area * ratio), 1.0)
-    y0 = _uniform(s[2], 0.0, 1.0) * (1.0 - h)
-    x0 = _uniform(s[3], 0.0, 1.0) * (1.0 - w)
+    y0, h, x0, w = crop_window(seed, scale)
     box = tf.stack([y0, x0, y0 + h, x0 + w])[None]
     out = tf.image.crop_and_resize(x[None], box, [0], tf.shape(x)[:2], method="bilinear")
     return out[0]
@@ -72,17 +104,15 @@ def _rot90(x, seed):
 def _speckle(x, seed, looks, s1_db_std):
     """Multiplicative Gamma(L, 1/L) speckle on the S1 channels, expressed in normalised dB."""
     n = len(s1_db_std)
-    g = tf.random.stateless_gamma(x.shape[:2] + (n,), seed, alpha=looks, beta=looks)
-    scale = DB_PER_NEPER / s1_db_std  # ln -> dB -> normalised units, one constant
-    return tf.concat([x[..., :n] + tf.math.log(g) * scale, x[..., n:]], axis=-1)
+    return tf.concat([x[..., :n] + speckle_db(seed, x.shape[:2] + (n,), looks, s1_db_std), x[..., n:]], axis=-1)
 
 
 def _jitter(x, seed, brightness, contrast):
     """Per-band contrast around the spatial mean, then a per-band brightness shift."""
     s = tf.random.experimental.stateless_split(seed, 2)
     c = x.shape[-1]
-    gain = _uniform(s[0], 1.0 - contrast, 1.0 + contrast, (c,))
-    shift = _uniform(s[1], -brightness, brightness, (c,))
+    gain = uniform(s[0], (c,), 1.0 - contrast, 1.0 + contrast)
+    shift = uniform(s[1], (c,), -brightness, brightness)
     mean = tf.reduce_mean(x, axis=(0, 1))
     return x * gain + (mean * (1.0 - gain) + shift)  # == (x - mean) * gain + mean + shift
 
@@ -90,11 +120,8 @@ def _jitter(x, seed, brightness, contrast):
 def _blur(x, seed, sigma_range):
     """Separable Gaussian blur; reflect padding keeps edges (and constant images) unchanged."""
     h, w, c = x.shape
-    radius = min(math.ceil(3 * sigma_range[1]), h - 1, w - 1)  # REFLECT needs pad < size
-    sigma = _uniform(seed, *sigma_range)
-    t = tf.range(-radius, radius + 1, dtype=tf.float32)
-    k = tf.exp(-0.5 * tf.square(t / sigma))
-    k = k / tf.reduce_sum(k)
+    radius = blur_radius(sigma_range, h, w)
+    k = gaussian_taps(uniform(seed, (), *sigma_range), radius)
     img = tf.pad(x, [[radius, radius], [radius, radius], [0, 0]], mode="REFLECT")[None]
     ky = tf.tile(tf.reshape(k, (-1, 1, 1, 1)), (1, 1, c, 1))
     kx = tf.reshape(ky, (1, -1, c, 1))
@@ -107,7 +134,7 @@ def _maybe(x, seed, prob, fn):
     if prob <= 0:
         return x
     s = tf.random.experimental.stateless_split(seed, 2)
-    return tf.cond(_uniform(s[0], 0.0, 1.0) < prob, lambda: fn(x, s[1]), lambda: x)
+    return tf.cond(uniform(s[0]) < prob, lambda: fn(x, s[1]), lambda: x)
 
 
 def augment(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None) -> tf.Tensor:
@@ -139,15 +166,8 @@ def two_views(x, seed, cfg: AugmentConfig, s1_channels: int = 0, s1_db_std=None)
 
 def views_dataset(ds, cfg: AugmentConfig, seed: int, s1_channels: int = 0, s1_db_std=None):
     """Dataset of patches [H, W, C] -> dataset of {"view1", "view2"}, fresh seeds every epoch."""
-    # Dataset.random yields only 32 random bits (values in [0, 2**32)); pairing them with the
-    # element index gives seeds that never collide within an epoch.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-
-    def views(indexed, r):
-        i, x = indexed
-        v1, v2 = two_views(x, tf.stack([r, i]), cfg, s1_channels, s1_db_std)
+    def views(x, s):
+        v1, v2 = two_views(x, s, cfg, s1_channels, s1_db_std)
         return {"view1": v1, "view2": v2}
 
-    return tf.data.Dataset.zip((ds.enumerate(), seeds)).map(
-        views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    return seeded_map(ds, seed, views)

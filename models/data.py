@@ -110,7 +110,7 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
     h, w = patch_shape(files)
     buffer = max(1, min(count(m, split), buffer or shuffle_buffer(m, h, w)))
     records = lambda batch: _record_batches(files, batch, seed, deterministic, shuffle, buffer)  # noqa: E731
-    shape = lambda x: tf.ensure_shape(x, [None, h, w, x.shape[-1]])  # noqa: E731
+    shape = lambda x, n=None: tf.ensure_shape(x, [n, h, w, x.shape[-1]])  # noqa: E731  (n: batch, if known)
     if method == "multimodal":
         # Physical units in the stored dtypes (float16 dB, uint16 reflectance): the model casts
         # and normalises on the accelerator (``input_norm``), which keeps the arithmetic off the
@@ -128,8 +128,7 @@ def pretraining_dataset(data: str, m: dict, split: str, method: str, bands: dict
         # stay small at paper-scale batches (4096 x 128 x 128 x 15 would be 4 GB each)
         chunk = min(global_batch, AUGMENT_CHUNK)
         parse = record_parser(m, bands["s1"], bands["s2"], batched=True, ids=False)
-        full = lambda x: tf.ensure_shape(x, [chunk, h, w, x.shape[-1]])  # noqa: E731  (drop_remainder)
-        patches = records(chunk).map(lambda r: full(select(parse(r), modality)),
+        patches = records(chunk).map(lambda r: shape(select(parse(r), modality), chunk),  # drop_remainder
                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         s1_channels = len(bands["s1"]) if modality in ("s1", "s1s2") else 0
         s1_std = np.array([m["statistics"][b]["std"] for b in bands["s1"]], np.float32) if s1_channels else None

@@ -245,11 +245,7 @@ def test_per_patch_blur_equals_the_same_reference():
 def test_crop_matrices_sample_as_crop_and_resize():
     n, x = 8, np.stack([noise(24, 24, 3, s) for s in range(8)])
     gy, gx = aug._crop(seed(5), n, 24, 24, (0.25, 1.0))
-    s = tf.random.experimental.stateless_split(seed(5), 4)  # the same draws as _crop
-    area = aug._uniform(s[0], [n], 0.25, 1.0)
-    ratio = tf.exp(aug._uniform(s[1], [n], *aug.LOG_RATIO))
-    ch, cw = tf.minimum(tf.sqrt(area / ratio), 1.0), tf.minimum(tf.sqrt(area * ratio), 1.0)
-    y0, x0 = aug._uniform(s[2], [n]) * (1 - ch), aug._uniform(s[3], [n]) * (1 - cw)
+    y0, ch, x0, cw = augment_patch.crop_window(seed(5), (0.25, 1.0), [n])  # the same draws as _crop
     boxes = tf.stack([y0, x0, y0 + ch, x0 + cw], axis=1)
     want = tf.image.crop_and_resize(x, boxes, tf.range(n), [24, 24]).numpy()
     assert np.abs(want - x).max() > 0.1  # the crops did something
@@ -266,7 +262,7 @@ def test_folded_chain_equals_the_operations_applied_in_order():
     got = augment_batch(x, seed(8), cfg, 2, std).numpy()
     geo = augment_batch(x, seed(8), GEOMETRIC).numpy().astype(np.float64)
     s = tf.random.experimental.stateless_split(seed(8), aug.N_SEEDS)
-    speckle = aug._speckle(s[4], [n, 16, 16, 2], 4.0, std).numpy()
+    speckle = augment_patch.speckle_db(s[4], [n, 16, 16, 2], 4.0, std).numpy()
     gain, shift = (v.numpy() for v in aug._jitter(s[5], n, 5, 0.5, cfg.brightness, cfg.contrast))
     b = tf.random.experimental.stateless_split(s[6], 2)  # _blur's coin and sigma
     on, sigma = aug._coin(b[0], n, 0.5).numpy(), aug._uniform(b[1], [n], *cfg.blur_sigma).numpy()

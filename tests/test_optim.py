@@ -59,9 +59,9 @@ def test_lars_matches_numpy_reference(nesterov, scheduled):
 
 @pytest.fixture
 def no_op_determinism():
-    """Keras silently drops jit_compile=True while op determinism is on, and a `--deterministic`
-    training run earlier in the same test process turns it on for good (TensorFlow has no public
-    switch back): off for this test, restored afterwards."""
+    """Keras silently drops jit_compile=True while op determinism is on, which is process-wide
+    (`train` restores it after a `--deterministic` run, but anything else in the same test
+    process may have left it on): off for this test, restored afterwards."""
     from tensorflow.python.framework import config
 
     was = config.is_op_determinism_enabled()
