@@ -1,9 +1,10 @@
 """The training input pipeline: a senclr dataset's TFRecords straight into ``model.fit``.
 
 Shard files (local paths, or ``gs://`` read by TensorFlow's built-in GCS filesystem with the
-machine's application-default credentials) are shuffled, read interleaved, shuffled again by
-record, repeated, batched to the global batch, parsed a batch at a time (one ``parse_example``
-per batch: see ``senclr.dataset_tf.record_parser``) and prefetched. Normalisation with the
+machine's application-default credentials) are shuffled, read (local files one after another,
+``gs://`` interleaved), shuffled again by record, repeated, batched to the global batch, parsed a
+batch at a time (one ``parse_example`` per batch: see ``senclr.dataset_tf.record_parser``) and
+prefetched. Normalisation with the
 manifest statistics happens in the model's step for the multimodal method (on the accelerator:
 measured, it was most of the pipeline's host time) and in the pipeline for SimCLR, whose
 augmentations work in standardised units. Nothing is converted beforehand: the records stay the
@@ -36,26 +37,29 @@ def _record_batches(files: list[str], batch: int, seed: int, deterministic: bool
 
     The batch copies its records on tf.data's threads (``num_parallel_calls``) instead of the
     reading thread, which is the pipeline's serial part: TFRecordDataset checks every record's
-    CRC32C there. With unbuffered local reads: 0.74-0.75 of a raw read in
-    ``benchmarks/train_step.py`` on 2 cores, against 0.59 for the earlier shuffle of 8-record
-    blocks (two serial copies per record instead of one parallel; docs/performance.md).
+    CRC32C there (about 40 % of its time). Measured against raw reads in
+    ``benchmarks/train_step.py`` on 2 cores (docs/performance.md).
     """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    # gs://: parallel reads through a read buffer pay off against Cloud Storage's latency. Local
-    # disk: parallel reads cost more than they bring (52k against 87k records/s on 2 cores), and
-    # without a read buffer (buffer_size=0) each record is read straight into its string instead
-    # of being copied out of the buffer: one copy fewer (about +6 %).
-    remote = any(storage.is_gcs(f) for f in files)
-    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    read = tf.data.TFRecordDataset if remote else (lambda f: tf.data.TFRecordDataset(f, buffer_size=0))
-    ds = ds.interleave(read, cycle_length=min(len(files), 8), **(parallel if remote else {}))
+    if any(storage.is_gcs(f) for f in files):
+        # gs://: parallel reads through a read buffer pay off against Cloud Storage's latency.
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    else:
+        # Local disk: one file after another, unbuffered. Parallel reads cost more CPU than they
+        # bring on a busy host (0.69 against 0.81 of a raw read, 2 cores); reading files in turn
+        # costs ~4 % over reading them one after another and mixes nothing that matters (every
+        # shard is a pair-id hash partition of its split, stored in pair-id hash order); without
+        # a read buffer each record is read straight into its string: one copy fewer (~+6 %).
+        ds = tf.data.TFRecordDataset(ds, buffer_size=0)
     if shuffle:
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.repeat().batch(batch, drop_remainder=True, **parallel)
+    return ds.repeat().batch(batch, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE,
+                             deterministic=deterministic)
 
 
 def patch_shape(files: list[str]) -> tuple[int, int]:

@@ -128,6 +128,31 @@ def test_each_pass_of_the_shuffled_input_holds_every_record_once_in_a_new_order(
     assert first != second and first != sorted(first)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_multi_worker_input_is_sharded_by_file(tmp_path, workers):
+    """What MultiWorkerMirroredStrategy does to the input (auto-shard, FILE policy when there are
+    at least as many shards as workers): each worker reads whole shards of its own, together all
+    of them. TensorFlow falls back to sharding by record, or fails, when it cannot find the reader."""
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+
+    from benchmarks.train_step import write_dataset
+    from senclr.dataset import shard_uris
+
+    m = write_dataset(str(tmp_path), n=48, size=8, shards=4)
+    bands = {"s1": m["bands"]["s1"], "s2": m["bands"]["s2"]}
+    parse = record_parser(m, normalized=False, ids=False)
+    home = {ex["s2"].numpy().tobytes(): f for f in shard_uris(str(tmp_path), m, "train")
+            for ex in tf.data.TFRecordDataset(f).map(parse)}
+    seen = []
+    for index in range(workers):
+        ds = pretraining_dataset(str(tmp_path), m, "train", "multimodal", bands, global_batch=4, seed=1,
+                                 workers=workers)
+        batches = _AutoShardDataset(ds, workers, index).take(48 // 4)  # a whole pass of the split
+        seen.append({home[x.tobytes()] for b in batches for x in b["s2"].numpy()})
+    assert all(seen) and sum(len(files) for files in seen) == 4
+    assert set().union(*seen) == set(home.values())
+
+
 def test_shuffle_buffer_is_bounded_in_bytes_not_only_records():
     from senclr.models.data import SHUFFLE_BUFFER, shuffle_buffer
 
