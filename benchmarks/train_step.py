@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_step.py [--backbone small|resnet18|resnet50] [--batch-size 64]
         [--patch-size 32] [--pairs 2000] [--steps 10] [--precision fp32|bf16] [--quick]
+        [--gpu-peak-tflops T]
 
 Writes a synthetic schema-v1 dataset (``--pairs`` random pairs, L1C, in 8 train shards) to a
 temporary folder, then measures:
@@ -39,7 +40,9 @@ temporary folder, then measures:
 
 With a GPU present, ResNet-50 multimodal steps are timed in fp32 and in bf16 (Keras policy
 ``mixed_bfloat16`` set before building, as ``--precision bf16`` does) and reported as images/s
-(2B images a step). On a CPU that part is skipped. ``--precision`` sets the policy of the
+(2B images a step), with the bf16 step's share of the GPU's dense bf16 peak (3 x forward FLOPs
+per step; peaks by device name in ``benchmarks/gpu_peak.py``, or ``--gpu-peak-tflops``). On a
+CPU that part is skipped. ``--precision`` sets the policy of the
 models of part 1 (and so 3).
 
 How to read it: only the ``ratio`` lines are meant to be compared, with the target each names;
@@ -254,6 +257,8 @@ def main() -> None:
                     help="records per input-pipeline block (default: 12 x --pairs)")
     ap.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32", help="policy of part 1's models")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, not the targets")
+    ap.add_argument("--gpu-peak-tflops", type=float, default=0.0,
+                    help="the GPU's dense bf16 peak in TFLOP/s, for a GPU that benchmarks/gpu_peak.py does not list")
     args = ap.parse_args()
     if args.quick:
         args.backbone, args.batch_size, args.patch_size = "small", 16, 16
@@ -332,7 +337,7 @@ def main() -> None:
 
     # GPU only ---------------------------------------------------------------------------------
     if gpus:
-        gpu_resnet50(args, bands)
+        gpu_resnet50(args, bands, tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU"))
     else:
         print("\nResNet-50 bf16 images/s: needs a GPU (none found), skipped")
 
@@ -348,15 +353,25 @@ def main() -> None:
     print(f"ratio input/step_consumption {rate['input'] / consume:.1f} (target >= 5)")
 
 
-def gpu_resnet50(args, bands: dict) -> None:
-    """ResNet-50 multimodal steps in fp32 and bf16: images/s (2B images a step)."""
+def gpu_resnet50(args, bands: dict, device_name: str) -> None:
+    """ResNet-50 multimodal steps in fp32 and bf16: images/s (2B images a step) and the bf16
+    step's share of the device's dense bf16 peak (``benchmarks/gpu_peak.py``)."""
+    from benchmarks.gpu_peak import bf16_peak_tflops, share_of_peak
+
     inputs = step_inputs(args.batch_size, args.patch_size, bands)
     models = {p: build("multimodal", "resnet50", args.batch_size, bands, p) for p in ("fp32", "bf16")}
     step = time_steps(models, {p: inputs["multimodal"] for p in models}, args.steps, args.repeats, 3)
-    print(f"\nResNet-50 multimodal on GPU, batch {args.batch_size}, {args.patch_size}x{args.patch_size} px:")
+    flops = forward_flops(models["bf16"], inputs["multimodal"])
+    peak = bf16_peak_tflops(device_name, args.gpu_peak_tflops)
+    share = share_of_peak(flops, step["bf16"], peak)
+    print(f"\nResNet-50 multimodal on {device_name}, batch {args.batch_size}, {args.patch_size}x{args.patch_size} px, "
+          f"forward {flops / 1e9:.1f} GFLOP:")
     for p in models:
         print(f"  {p:<5} {2 * args.batch_size / step[p]:8.0f} images/s  {1000 * step[p]:8.1f} ms/step")
+    print(f"  bf16 peak {f'{peak:.0f} TFLOP/s' if peak else 'unknown (give --gpu-peak-tflops)'}")
     print(f"ratio resnet50_bf16/fp32_images {step['fp32'] / step['bf16']:.2f} (information: > 1 expected)")
+    print(f"ratio resnet50_bf16_share_of_peak {'n/a' if share is None else f'{share:.3g}'} "
+          "(information: 3 x forward FLOPs per step against the dense bf16 peak)")
 
 
 if __name__ == "__main__":
