@@ -44,7 +44,6 @@ new iterator alike.
 
 from __future__ import annotations
 
-
 import numpy as np
 import tensorflow as tf
 

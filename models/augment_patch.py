@@ -23,7 +23,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from senclr.models.augment_config import AugmentConfig  # noqa: F401  (re-exported)
+from senclr.models.augment_config import AugmentConfig
 
 LOG_RATIO = (math.log(3 / 4), math.log(4 / 3))  # crop aspect ratios (width / height), log-uniform
 N_SEEDS = 7  # one each: crop, flip_lr, flip_ud, rot90, speckle, jitter, blur

@@ -10,6 +10,7 @@ after the same number of steps.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import tempfile
@@ -87,24 +88,21 @@ class _policy:
         keras.config.set_dtype_policy(self.old)
 
 
-class _op_determinism:
+@contextlib.contextmanager
+def _op_determinism(on: bool):
     """TensorFlow's op determinism for a block when ``on``, then as it was before: it is
     process-wide, and without this a deterministic run would leave every later one in the
     process (a notebook) deterministic and without XLA (Keras drops ``jit_compile`` under it).
     TensorFlow's only switch back is private; where it is missing, determinism stays on."""
-
-    def __init__(self, on: bool):
-        self.on = on
-
-    def __enter__(self):
-        if self.on:
-            self.config = _private_determinism_config()
-            self.was = self.config.is_op_determinism_enabled() if self.config else True
-            tf.config.experimental.enable_op_determinism()
-
-    def __exit__(self, *exc):
-        if self.on and not self.was:
-            self.config.disable_op_determinism()
+    config = _private_determinism_config() if on else None
+    was = not on or config is None or config.is_op_determinism_enabled()
+    if on:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was:
+            config.disable_op_determinism()
 
 
 def _private_determinism_config():
