@@ -280,6 +280,8 @@ def main() -> None:
     records = args.records or (1024 if args.quick else 12 * args.pairs)
     if args.pairs < args.batch_size:
         ap.error(f"--pairs ({args.pairs}) must fill one batch of --batch-size ({args.batch_size})")
+    if args.gpu_peak_tflops < 0:
+        ap.error(f"--gpu-peak-tflops must be a GPU's peak in TFLOP/s (> 0), or 0 to look it up by name; got {args.gpu_peak_tflops}")
     warmup_steps = 2
 
     t_start = time.perf_counter()

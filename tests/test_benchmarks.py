@@ -50,3 +50,9 @@ def test_the_gpu_part_runs_end_to_end(capsys):
     assert "ResNet-50 multimodal on NVIDIA H100 80GB HBM3" in out and "bf16 peak 989 TFLOP/s" in out, out
     share = next(line for line in out.splitlines() if line.startswith("ratio resnet50_bf16_share_of_peak"))
     assert 0 < float(share.split()[2]) < 0.01, share  # a CPU reaches a tiny share of an H100
+
+
+def test_a_negative_gpu_peak_is_refused():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--gpu-peak-tflops", "-5"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2 and "--gpu-peak-tflops must be" in r.stderr, r.stderr[-2000:]
