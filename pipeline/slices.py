@@ -8,7 +8,9 @@ unequal items leave one worker busy while the other waits (a third to a half mor
 in one of two workers at 6000 pairs, with slices equal in number per shard: docs/performance.md).
 So each shard is cut into slices by pair id, as many as its expected share of the pairs calls
 for: about ITEMS_PER_WORKER slices per worker in all, each about the same size whatever the
-splits' fractions. Each slice is processed on its own and written in pair-id order to
+splits' fractions. Many small items rather than a few: the dealing is blind, so a worker's share
+is off by about one item's rounding (1/16 of the pairs with 8 items a worker left one of two
+workers idle for the last 0.7 s of a 6 s step at 10k pairs; docs/performance.md). Each slice is processed on its own and written in pair-id order to
 ``DATASET/build-NNNN/.scratch/slices/``; then one cheap step per shard merges its slices by pair
 id, streaming bytes only, into the shard file: the same bytes as writing the shard in one go. A
 shard of one slice (one worker, many shards, or a small split) is written directly.
@@ -26,19 +28,28 @@ from senclr import storage
 from senclr.schema import SPLITS
 from senclr.pipeline import publish, transforms
 
-ITEMS_PER_WORKER = 8  # work items per worker: what one worker is dealt then differs by an item or so
+ITEMS_PER_WORKER = 32  # work items per worker: what one worker is dealt then differs by an item or so
 MAX_SLICES = 64  # per shard: the merge holds one open file per slice
 
 
 def per_shard(workers: int, num_shards: dict, fractions: tuple) -> dict:
     """{split: slices per shard} for ``workers`` workers, from each shard's expected share of the
     pairs (``fractions`` in SPLITS order over ``num_shards`` shards); 1 everywhere (no slicing)
-    for one worker or when there are at least ITEMS_PER_WORKER shards per worker."""
+    for one worker or when there are at least ITEMS_PER_WORKER shards per worker. Where it can,
+    the item count is made a multiple of the workers (by cutting the largest slices once more),
+    so that none is dealt an item more than another."""
     items = ITEMS_PER_WORKER * workers
     if workers <= 1 or sum(num_shards.values()) >= items:
         return {name: 1 for name in num_shards}
     share = dict(zip(SPLITS, fractions))
-    return {name: max(1, min(MAX_SLICES, round(items * share[name] / n))) for name, n in num_shards.items()}
+    k = {name: max(1, min(MAX_SLICES, round(items * share[name] / n))) for name, n in num_shards.items()}
+    size = lambda name: share[name] / num_shards[name] / k[name]  # noqa: E731 - expected share of one slice
+    for _ in range(workers):
+        cuttable = [name for name in k if k[name] < MAX_SLICES and share[name] > 0]
+        if sum(num_shards[n] * k[n] for n in k) % workers == 0 or not cuttable:
+            break
+        k[max(cuttable, key=size)] += 1
+    return k
 
 
 def slice_of(pair_id: str, num_shards: int, k: int) -> int:

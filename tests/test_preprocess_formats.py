@@ -99,9 +99,9 @@ def test_slices_per_shard_follow_the_workers():
 
     five, fr = {"train": 3, "val": 1, "test": 1}, (0.8, 0.1, 0.1)
     assert slices.per_shard(1, five, fr) == dict.fromkeys(SPLITS, 1)  # one worker: no slicing
-    assert slices.per_shard(2, {"train": 12, "val": 2, "test": 2}, fr) == dict.fromkeys(SPLITS, 1)  # enough shards
-    assert slices.per_shard(2, five, fr) == {"train": 4, "val": 2, "test": 2}  # slices of ~1/16 of the pairs each
-    assert slices.per_shard(2, five, (1.0, 0.0, 0.0)) == {"train": 5, "val": 1, "test": 1}
+    assert slices.per_shard(2, {"train": 52, "val": 6, "test": 6}, fr) == dict.fromkeys(SPLITS, 1)  # enough shards
+    assert slices.per_shard(2, five, fr) == {"train": 17, "val": 7, "test": 6}  # ~1/64 of the pairs each, 64 in all
+    assert slices.per_shard(2, five, (1.0, 0.0, 0.0)) == {"train": 22, "val": 1, "test": 1}  # 66: a multiple of 2
     assert slices.per_shard(64, {"train": 1, "val": 1, "test": 1}, fr)["train"] == slices.MAX_SLICES
     assert worker_processes([]) == 1 == worker_processes(["--direct_running_mode=multi_threading", "--direct_num_workers=4"])
     assert worker_processes(["--direct_running_mode=multi_processing", "--direct_num_workers=3"]) == 3
@@ -114,9 +114,11 @@ def test_slices_per_shard_follow_the_workers():
 
 
 def test_work_items_are_even_whatever_the_shard_sizes():
-    """Beam's multi-process runner deals a step's items to its workers round-robin, once: items of
-    unequal size (a train shard against a val shard) would leave one worker waiting, however the
-    items happen to be ordered."""
+    """Beam's multi-process runner deals a step's items to its workers round-robin, once, in an
+    order we do not choose: items of unequal size (a train shard against a val shard), or one item
+    more for one worker, would leave another waiting."""
+    import random
+
     from senclr.pipeline.shardfirst import assign
 
     fractions, names = (0.8, 0.1, 0.1), ("train",) * 8 + ("val", "test")
@@ -134,6 +136,12 @@ def test_work_items_are_even_whatever_the_shard_sizes():
             most, fewest = -(-len(sizes) // workers), len(sizes) // workers  # items per worker
             worst = sum(sizes[:most]) / sum(sizes[-fewest:])  # the largest items dealt to one worker
             assert worst < 1.35, (num_shards, workers, k, worst)  # 2-9x with as many slices in every shard
+            assert len(sizes) % workers == 0
+            rng, dealt = random.Random(0), []
+            for _ in range(100):  # blind dealings: the busiest worker's share against the mean
+                rng.shuffle(sizes)
+                dealt.append(max(sum(sizes[w::workers]) for w in range(workers)) * workers / sum(sizes))
+            assert sorted(dealt)[50] < 1.025, (num_shards, workers, k, sorted(dealt)[50])  # 1.02-1.09 with 8 a worker
     assert {item for item, _ in assign(("00aa", [("o", "u", (), ("val", 0))]), {"val": 1})} == {("val", 0, 0)}
 
 
