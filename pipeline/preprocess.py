@@ -15,12 +15,12 @@ import os
 from dataclasses import asdict
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.bands import S1_BANDS, S2_BANDS
 from senclr.beam_flags import check_beam_flags, worker_processes, worker_requirements
+from senclr.beam_flags import pipeline as beam_pipeline
 from senclr.beam_lists import listed
 from senclr.errors import InputError
 from senclr.pipeline import filters, publish, shardfirst, slices, sources, transforms
@@ -29,7 +29,10 @@ from senclr.schema import SCHEMA_VERSION, SPLITS
 
 DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
 MULTIPROCESS_FROM_PAIRS = 8000
-CREATE_LIMIT = 20_000  # units embedded in the job graph (~150 B each, in chunks) before they go through a file
+# Units embedded in the job graph (in chunks) before they go through a file instead: Beam pickles
+# and bz2-compresses the graph twice before a worker starts, ~65 us of serial start-up a unit
+# (0.65 s at 10k), while the file costs nothing measurable at 1000 (docs/performance.md).
+CREATE_LIMIT = 1_000
 UNITS_FILE = ".units.jsonl"
 NORMALISATION = ("clip to [p1, p99] per band, then (x - mean) / std in float32 (std 0 counts as 1); an S2 value 0 "
                  "(no data) becomes 0.0; statistics over all kept patches, S2 zeros excluded")
@@ -140,7 +143,7 @@ def preprocess(
     k = slices.per_shard(workers, num_shards, fractions)
     try:
         with (worker_requirements(run_args, WORKER_NEEDS) as run_args,
-              beam.Pipeline(options=PipelineOptions(run_args)) as p):
+              beam_pipeline(run_args) as p):
             chunks = sources.chunks(inputs.units, inputs.expected_pairs, workers)
             limit = CREATE_LIMIT // len(chunks[0])  # chunks, not units, travel
             units = (p | "ListUnits" >> listed(chunks, storage.join(stage, UNITS_FILE), limit,

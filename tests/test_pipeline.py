@@ -212,6 +212,30 @@ def test_unknown_beam_flags_are_found():
     assert unknown_beam_flags(["--runner=DirectRunner", "--frobnicate=1"]) == ["--frobnicate=1"]
 
 
+def test_the_direct_runner_is_pinned_to_the_fn_api_runner(tmp_path, broken_archive, monkeypatch):
+    """Beam's DirectRunner would first try Prism (downloaded from GitHub at run time): the local
+    runner senclr runs on, tests and measures is the FnApiRunner, on every machine, with the
+    pipeline options reaching its worker processes."""
+    from apache_beam.runners.direct import direct_runner
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    from senclr.beam_flags import pipeline, worker_processes
+
+    def switch(*_):
+        raise AssertionError("the DirectRunner's switch (Prism first) was asked to run the pipeline")
+
+    monkeypatch.setattr(direct_runner.SwitchingDirectRunner, "run_pipeline", switch)
+    m = preprocess(broken_archive, str(tmp_path / "ds"), cell_deg=1.0, beam_args=["--runner=DirectRunner"])
+    assert m["counts"]["kept"] > 0
+    for flags in ([], ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]):
+        p = pipeline(flags)
+        assert isinstance(p.runner, FnApiRunner)
+        options = p.runner._provision_info.provision_info.pipeline_options  # what the workers are given
+        assert int(options["beam:option:direct_num_workers:v1"]) == (2 if flags else 1)
+    assert not isinstance(pipeline(["--runner=PrismRunner"]).runner, FnApiRunner)  # named, it is used
+    assert worker_processes(["--runner=FnApiRunner"]) == 1
+
+
 def test_preprocess_gcs_to_gcs(gcs, pairs):
     """The same pipeline on gs:// input and output (gcp-storage-emulator, real GCS client)."""
     from senclr import storage
@@ -291,7 +315,7 @@ def test_large_unit_lists_go_through_a_file_not_the_job_graph(tmp_path, broken_a
         small = preprocess(source, str(tmp_path / f"{name}-graph"), cell_deg=1.0)
         monkeypatch.setattr(preprocess_mod, "CREATE_LIMIT", 2)
         large = preprocess(source, str(tmp_path / f"{name}-file"), cell_deg=1.0)
-        monkeypatch.setattr(preprocess_mod, "CREATE_LIMIT", 20_000)
+        monkeypatch.undo()
         files = dataset_files(str(tmp_path / f"{name}-graph"))
         assert files == dataset_files(str(tmp_path / f"{name}-file"))  # no listing file left behind
         assert small["counts"] == large["counts"] and small["shards"] == large["shards"]

@@ -200,7 +200,7 @@ def run(params, plan: dict, beam_args: list[str], progress: bool = True) -> dict
         entries = storage.join(params.out, ledger.LEDGER, ENTRIES)
         write_entries(entries, todo)
         with (beam_flags.worker_requirements(runner_flags(beam_args), WORKER_NEEDS) as flags,
-              beam.Pipeline(options=PipelineOptions(flags)) as p):
+              beam_flags.pipeline(flags) as p):
             _ = (
                 p
                 | "Planned" >> listed([e["pair_id"] for e in todo], storage.join(params.out, ledger.LEDGER, IDS),
