@@ -99,19 +99,23 @@ class ReadShardFn(beam.DoFn):
         return kept
 
     def records(self, name, shard, entries, extra):
-        """(pair_id, record) of the kept pairs in pair-id order; side outputs collect in ``extra``."""
-        acc = self.pair_stats.create_accumulator()
+        """(pair_id, record) of the kept pairs in pair-id order; side outputs collect in ``extra``,
+        the read count and the statistics once per item (one element each, not one a pair)."""
+        acc, read, kept_here = self.pair_stats.create_accumulator(), 0, 0
         for pair_id, copies, home in sorted(entries, key=lambda e: e[0]):
             out: list = []
             kept = self._first(pair_id, copies, out)
             if home == (name, shard):
                 extra += out
-                if unread := sum(1 for c in copies if not c[2]):  # spilled copies were counted when spilled
-                    extra.append(beam.pvalue.TaggedOutput(READ, unread))
+                read += sum(1 for c in copies if not c[2])  # spilled copies were counted when spilled
             if kept is not None and kept[1] == (name, shard):
-                Metrics.counter(NAMESPACE, f"kept_{name}").inc()
+                kept_here += 1
                 self.pair_stats.add_input(acc, kept[0])
                 yield pair_id, encode_record(kept[0], name)
+        if kept_here:
+            Metrics.counter(NAMESPACE, f"kept_{name}").inc(kept_here)
+        if read:
+            extra.append(beam.pvalue.TaggedOutput(READ, read))
         extra.append(beam.pvalue.TaggedOutput(STATS, acc))
 
     def process(self, item):

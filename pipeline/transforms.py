@@ -171,25 +171,27 @@ def shard_file(name: str, shard: int) -> str:
     return f"{name}-{shard:05d}.tfrecord"
 
 
-def write_frames(uri: str, frames) -> tuple[int, str] | None:
-    """Stream already framed records into ``uri``: (count, sha256 of the file), or None and no
-    file when there is none."""
+def write_frames(uri: str, frames, digest: bool = True) -> tuple[int, str] | None:
+    """Stream already framed records into ``uri``: (count, sha256 of the file, or "" without
+    ``digest``), or None and no file when there is none."""
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         return None
-    h, n = hashlib.sha256(), 0
+    h, n = hashlib.sha256() if digest else None, 0
     with storage.open_write(uri) as f:
         for framed in itertools.chain([first], frames):
-            h.update(framed)
+            if h:
+                h.update(framed)
             f.write(framed)
             n += 1
-    return n, h.hexdigest()
+    return n, h.hexdigest() if h else ""
 
 
 def write_framed(uri: str, records) -> tuple[int, str] | None:
-    """``write_frames`` of records, TFRecord-framed on the way."""
-    return write_frames(uri, (tfrecord.frame(r) for r in records))
+    """``write_frames`` of records, TFRecord-framed on the way, with no digest: a scratch file
+    (a slice) that no manifest names."""
+    return write_frames(uri, (tfrecord.frame(r) for r in records), digest=False)
 
 
 def write_shard(output: str, name: str, shard: int, frames) -> dict | None:
