@@ -9,9 +9,9 @@ in one of two workers at 6000 pairs, with slices equal in number per shard: docs
 So each shard is cut into slices by pair id, as many as its expected share of the pairs calls
 for: about ITEMS_PER_WORKER slices per worker in all, each about the same size whatever the
 splits' fractions. Many small items rather than a few: the dealing is blind, so a worker's share
-is off by about one item's rounding (1/16 of the pairs with 8 items a worker left one of two
-workers idle for the last 0.7 s of a 6 s step at 10k pairs; docs/performance.md). Each slice is processed on its own and written in pair-id order to
-``DATASET/build-NNNN/.scratch/slices/``; then one cheap step per shard merges its slices by pair
+is off by about an item (with 8 items a worker, one of two workers sat idle for the last 0.7 s
+of a 6 s step at 10k pairs; docs/performance.md). Each slice is processed on its own and
+written in pair-id order to ``DATASET/build-NNNN/.scratch/slices/``; then one cheap step per shard merges its slices by pair
 id, streaming bytes only, into the shard file: the same bytes as writing the shard in one go. A
 shard of one slice (one worker, many shards, or a small split) is written directly.
 """
