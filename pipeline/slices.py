@@ -43,7 +43,10 @@ def per_shard(workers: int, num_shards: dict, fractions: tuple) -> dict:
         return {name: 1 for name in num_shards}
     share = dict(zip(SPLITS, fractions))
     k = {name: max(1, min(MAX_SLICES, round(items * share[name] / n))) for name, n in num_shards.items()}
-    size = lambda name: share[name] / num_shards[name] / k[name]  # noqa: E731 - expected share of one slice
+
+    def size(name):  # the expected share of the pairs in one of its slices
+        return share[name] / num_shards[name] / k[name]
+
     for _ in range(workers):
         cuttable = [name for name in k if k[name] < MAX_SLICES and share[name] > 0]
         if sum(num_shards[n] * k[n] for n in k) % workers == 0 or not cuttable:

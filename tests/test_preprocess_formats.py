@@ -101,6 +101,7 @@ def test_slices_per_shard_follow_the_workers():
     assert slices.per_shard(1, five, fr) == dict.fromkeys(SPLITS, 1)  # one worker: no slicing
     assert slices.per_shard(2, {"train": 52, "val": 6, "test": 6}, fr) == dict.fromkeys(SPLITS, 1)  # enough shards
     assert slices.per_shard(2, five, fr) == {"train": 17, "val": 7, "test": 6}  # ~1/64 of the pairs each, 64 in all
+    assert slices.per_shard(3, five, fr) == {"train": 27, "val": 11, "test": 10}  # 98 -> 102: the largest slices cut
     assert slices.per_shard(2, five, (1.0, 0.0, 0.0)) == {"train": 22, "val": 1, "test": 1}  # 66: a multiple of 2
     assert slices.per_shard(64, {"train": 1, "val": 1, "test": 1}, fr)["train"] == slices.MAX_SLICES
     assert worker_processes([]) == 1 == worker_processes(["--direct_running_mode=multi_threading", "--direct_num_workers=4"])
