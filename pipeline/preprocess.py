@@ -28,7 +28,7 @@ from senclr.pipeline.split import parse_fractions
 from senclr.schema import SCHEMA_VERSION, SPLITS
 
 DEFAULT_MIN_CLEAR, DEFAULT_CS_THRESHOLD = 0.8, 0.6
-MULTIPROCESS_FROM_PAIRS = 8000
+MULTIPROCESS_FROM_PAIRS = 5000
 # Units embedded in the job graph (in chunks) before they go through a file instead: Beam pickles
 # and bz2-compresses the graph twice before a worker starts, ~65 us of serial start-up a unit
 # (0.65 s at 10k), while the file costs nothing measurable at 1000 (docs/performance.md).
@@ -57,7 +57,7 @@ def shards_per_split(n_pairs: int, fractions: tuple, patch_size: int, n_s2: int,
 
 def runner_args(beam_args: list[str], pairs: int) -> list[str]:
     """Beam flags to run with: the user's, or for a large input and no flags, the DirectRunner on
-    one process per core (measured faster than in-process from about 10k pairs on 2 cores, slower
+    one process per core (measured faster than in-process from about 5000 pairs on 2 cores, slower
     below: docs/performance.md)."""
     cores = os.cpu_count() or 1
     if beam_args or pairs < MULTIPROCESS_FROM_PAIRS or cores < 2:
