@@ -11,9 +11,10 @@ for: about ITEMS_PER_WORKER slices per worker in all, each about the same size w
 splits' fractions. Many small items rather than a few: the dealing is blind, so a worker's share
 is off by about an item (with 8 items a worker, one of two workers sat idle for the last 0.7 s
 of a 6 s step at 10k pairs; docs/performance.md). Each slice is processed on its own and
-written in pair-id order to ``DATASET/build-NNNN/.scratch/slices/``; then one cheap step per shard merges its slices by pair
-id, streaming bytes only, into the shard file: the same bytes as writing the shard in one go. A
-shard of one slice (one worker, many shards, or a small split) is written directly.
+written in pair-id order to ``DATASET/build-NNNN/.scratch/slices/``; then one cheap step per
+shard merges its slices by pair id, streaming bytes only, into the shard file: the same bytes as
+writing the shard in one go. A shard of one slice (one worker, many shards, or a small split) is
+written directly.
 """
 
 from __future__ import annotations

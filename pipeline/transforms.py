@@ -181,11 +181,11 @@ def write_frames(uri: str, frames, digest: bool = True) -> tuple[int, str] | Non
     h, n = hashlib.sha256() if digest else None, 0
     with storage.open_write(uri) as f:
         for framed in itertools.chain([first], frames):
-            if h:
+            if h is not None:
                 h.update(framed)
             f.write(framed)
             n += 1
-    return n, h.hexdigest() if h else ""
+    return n, h.hexdigest() if h is not None else ""
 
 
 def write_framed(uri: str, records) -> tuple[int, str] | None:
