@@ -89,7 +89,7 @@ def test_read_and_filter_transforms(broken_archive, pairs):
     from senclr import raw_archive
 
     uris = raw_archive.list_pairs(broken_archive)
-    with test_pipeline.TestPipeline() as p:
+    with test_pipeline.TestPipeline(runner="FnApiRunner") as p:  # what senclr runs locally (beam_flags.pipeline)
         read, unreadable = p | beam.Create(uris) | transforms.ReadRawPairs()
         kept, rejected = read | transforms.FilterPairs(CFG)
         assert_that(unreadable | "R1" >> beam.Map(lambda r: (r["pair_id"], r["reason"])), equal_to([(pairs[8].pair_id, "unreadable")]), label="unreadable")
@@ -100,7 +100,7 @@ def test_read_and_filter_transforms(broken_archive, pairs):
 
 def test_duplicates_are_rejected(pairs):
     twice = pairs[:3] + [pairs[0]]
-    with test_pipeline.TestPipeline() as p:
+    with test_pipeline.TestPipeline(runner="FnApiRunner") as p:  # what senclr runs locally (beam_flags.pipeline)
         kept, rejected = p | beam.Create(twice) | transforms.FilterPairs(CFG)
         assert_that(kept | beam.Map(lambda x: x.pair_id), equal_to([x.pair_id for x in pairs[:3]]), label="kept")
         assert_that(rejected | beam.Map(lambda r: r["reason"]), equal_to(["duplicate"]), label="dups")
@@ -326,7 +326,7 @@ def test_work_lists_are_reshuffled_only_for_several_worker_processes(tmp_path, l
     from senclr.beam_lists import listed
 
     for processes, spread in ((2, True), (None, True), (1, False)):  # None: an autoscaling runner
-        p = beam.Pipeline()
+        p = beam.Pipeline(runner="FnApiRunner")
         items = p | "Work" >> listed(["a", "b", "c"], str(tmp_path / f"list-{processes}.txt"), limit, str, str,
                                      processes)
         assert_that(items, equal_to(["a", "b", "c"]))

@@ -26,7 +26,7 @@ def _pairs(n=24):
 def test_write_dataset_shards_sorted_records_by_split(tmp_path):
     pairs = _pairs()
     out = str(tmp_path)
-    with test_pipeline.TestPipeline() as p:
+    with test_pipeline.TestPipeline(runner="FnApiRunner") as p:  # what senclr runs locally (beam_flags.pipeline)
         shards = p | beam.Create(pairs) | transforms.WriteDataset(out, 1.0, FRACTIONS, 0, {"train": 2, "val": 1, "test": 1})
         assert_that(shards | beam.Map(lambda s: s["records"]) | beam.CombineGlobally(sum), equal_to([24]))
     files = sorted(os.listdir(out))
@@ -48,7 +48,7 @@ def test_write_manifest_runs_last_with_counts_stats_and_rejects(tmp_path):
         labels=["water"], counts={"read": 7, "kept": 0, "rejected": {}},
     )
     reject = {"pair_id": "x", "reason": "cloudy", "detail": "d", "source": "s"}
-    with test_pipeline.TestPipeline() as p:
+    with test_pipeline.TestPipeline(runner="FnApiRunner") as p:  # what senclr runs locally (beam_flags.pipeline)
         kept = p | "Pairs" >> beam.Create(pairs)
         shards = kept | transforms.WriteDataset(out, 1.0, FRACTIONS, 0, {"train": 1, "val": 1, "test": 1})
         stats = kept | beam.CombineGlobally(BandStatsFn(S1_BANDS, S2_BANDS["l1c"]))
