@@ -19,7 +19,7 @@ import json
 
 import numpy as np
 
-from senclr import npy, storage
+from senclr import storage
 from senclr.bands import S1_BANDS
 from senclr.casualty import ReadError
 from senclr.label_bands import EMBEDDING, EMBEDDING_BANDS
@@ -111,7 +111,7 @@ def list_pairs(archive: str) -> list[str]:
 def read_pair(json_uri: str) -> PatchPair:
     """Read one pair from its metadata URI. Raises ValueError (or OSError) when it is broken."""
     meta = PairMeta.from_json(json.loads(storage.read_text(json_uri)))
-    arr = npy.load(storage.read_bytes(json_uri[: -len(".json")] + ".npy"))
+    arr = np.load(io.BytesIO(storage.read_bytes(json_uri[: -len(".json")] + ".npy")), allow_pickle=False)
     if arr.ndim != 2 or arr.dtype.names is None:
         raise ValueError(f"pair {meta.pair_id}: expected a structured [H, W] array, got {arr.dtype} {arr.shape}")
     pair = from_structured(arr, meta)
