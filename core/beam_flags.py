@@ -43,6 +43,7 @@ def check_beam_flags(flags: list[str]) -> None:
 
 
 DIRECT_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "FnApiRunner")
+PRISM_FIRST = ("DirectRunner", "SwitchingDirectRunner")  # names that reach Beam's Prism-first switch
 
 
 def pipeline(flags: list[str]):
@@ -59,7 +60,7 @@ def pipeline(flags: list[str]):
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     options = PipelineOptions(flags)
-    if (options.view_as(StandardOptions).runner or "DirectRunner") not in ("DirectRunner", "SwitchingDirectRunner"):
+    if (options.view_as(StandardOptions).runner or "DirectRunner") not in PRISM_FIRST:
         return beam.Pipeline(options=options)
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner

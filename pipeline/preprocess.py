@@ -19,8 +19,7 @@ import apache_beam as beam
 from senclr import manifest as manifest_lib
 from senclr import storage
 from senclr.bands import S1_BANDS, S2_BANDS
-from senclr.beam_flags import check_beam_flags, worker_processes, worker_requirements
-from senclr.beam_flags import pipeline as beam_pipeline
+from senclr.beam_flags import check_beam_flags, pipeline as beam_pipeline, worker_processes, worker_requirements
 from senclr.beam_lists import listed
 from senclr.errors import InputError
 from senclr.pipeline import filters, publish, shardfirst, slices, sources, transforms
